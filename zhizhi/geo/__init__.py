@@ -1,0 +1,1 @@
+"""Places: the region tree (district → street → community → grid), buildings, point → grid."""

@@ -1,0 +1,2 @@
+"""Organisations and staff: the street's departments, communities, grids, outside departments,
+volunteer teams, and the users who work in them with their roles and regions."""

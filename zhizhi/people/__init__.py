@@ -1,0 +1,1 @@
+"""Actual population and housing (以房管人): houses, residents, residencies and care tags."""
