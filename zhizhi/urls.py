@@ -1,18 +1,19 @@
-"""The URL map: one include per app; the API has one router registry in zhizhi/api.py."""
+"""The URL map. Pages: zhizhi/web_urls.py; API: zhizhi/api.py (one router registry);
+Excel/CSV exchange pages: zhizhi/exchange_urls.py."""
 
 from django.conf import settings
 from django.conf.urls.static import static
 from django.contrib import admin
 from django.urls import include, path
 
-from zhizhi import views
+from zhizhi.api import api
 
 urlpatterns = [
-    path("", views.home, name="home"),
-    path("accounts/login/", views.LoginView.as_view(), name="login"),
-    path("accounts/logout/", views.logout_view, name="logout"),
+    path("api/v1/", api.urls),
+    path("exchange/", include("zhizhi.exchange_urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
+    path("", include("zhizhi.web_urls")),
 ]
 if settings.DEBUG:
     urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
