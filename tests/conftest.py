@@ -19,3 +19,18 @@ def _fresh_spatial_index():  # type: ignore[no-untyped-def]
     spatial.invalidate()
     yield
     spatial.invalidate()
+
+
+def pytest_sessionstart(session) -> None:  # type: ignore[no-untyped-def]
+    """A run against PostgreSQL that cannot reach it stops at once with the command that starts it."""
+    import os
+
+    url = os.environ.get("DATABASE_URL", "")
+    if url.startswith("postgres"):
+        from scripts.check_services import SERVICES, reachable
+
+        port, start = SERVICES["postgres"]
+        if not reachable(port):
+            pytest.exit(
+                f"PostgreSQL is not reachable on 127.0.0.1:{port}. Start it with:\n    {start}", returncode=3
+            )
