@@ -13,6 +13,7 @@ import phonenumbers
 from shapely.geometry import shape
 from shapely.validation import explain_validity
 from stdnum import exceptions as stdnum_errors
+from stdnum import numdb
 from stdnum.cn import ric, uscc
 
 from zhizhi.problems import Invalid, Problem
@@ -34,7 +35,7 @@ def id_number(value: str, field: str = "id_number") -> str:
     """GB 11643 resident ID: 18 characters, check digit, real birth date, known region code."""
     number = ric.compact(str(value or ""))
     try:
-        return ric.validate(number)
+        return _validate_ric(number)
     except stdnum_errors.InvalidLength:
         raise _fail(
             field,
@@ -67,6 +68,23 @@ def id_number(value: str, field: str = "id_number") -> str:
             "The birth date or region code inside the ID number is not valid",
             value,
         ) from None
+
+
+def _validate_ric(number: str) -> str:
+    """stdnum's check, except that a region code is accepted if it ever existed.
+
+    stdnum also requires the county to have existed in the birth year, but ID numbers were first
+    issued in the 1980s with the region code of that time: a resident born in 1950 in 拱墅区 holds
+    a 330105… number although the code dates from 1983. Rejecting them would reject real people.
+    """
+    try:
+        return ric.validate(number)
+    except stdnum_errors.InvalidComponent:
+        ric.get_birth_date(number)  # an impossible birth date still fails
+        info = numdb.get("cn/loc").info(number[:6])
+        if not any("county" in props for _, props in info):
+            raise
+        return number
 
 
 def id_birth_and_gender(number: str) -> tuple[dt.date, str]:
