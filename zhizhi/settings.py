@@ -140,6 +140,9 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 # The street this installation serves (its region code); the demo creates 330105001.
 ZHIZHI_STREET_CODE = os.environ.get("ZHIZHI_STREET_CODE", "")
 
+# Map background tiles (e.g. "https://tiles.example/{z}/{x}/{y}.png"); empty = offline blank background.
+ZHIZHI_TILE_URL = os.environ.get("ZHIZHI_TILE_URL", "")
+
 REDIS_URL = os.environ.get("REDIS_URL", "")
 HUEY_IMMEDIATE = os.environ.get("HUEY_IMMEDIATE", "0") == "1"
 if REDIS_URL:
