@@ -45,7 +45,7 @@ lint: env
 	$(BIN)/ruff format --check .
 
 types: env
-	$(BIN)/mypy zhizhi/*/services.py zhizhi/permissions.py zhizhi/crypto.py zhizhi/problems.py zhizhi/clock.py
+	$(BIN)/mypy zhizhi/*/services.py zhizhi/registry.py zhizhi/validators.py zhizhi/permissions.py zhizhi/crypto.py zhizhi/problems.py zhizhi/clock.py
 
 test-sqlite: static
 	$(BIN)/pytest -m "not browser" -n 2

@@ -7,6 +7,7 @@ ZHIZHI_DATA_KEY / ZHIZHI_DATA_KEY_FILE   the AES-256 key for personal data (see 
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -33,6 +34,7 @@ INSTALLED_APPS = [
     "zhizhi.orgs",
     "zhizhi.people",
     "zhizhi.enterprises",
+    "zhizhi.notify",
 ]
 
 MIDDLEWARE = [
@@ -139,6 +141,13 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
 # The street this installation serves (its region code); the demo creates 330105001.
 ZHIZHI_STREET_CODE = os.environ.get("ZHIZHI_STREET_CODE", "")
+
+# Notification gateways (see zhizhi/notify/adapters.py). Robots: a JSON object {"name": "webhook url"}.
+ZHIZHI_SMS_URL = os.environ.get("ZHIZHI_SMS_URL", "")
+ZHIZHI_SMS_SIGN = os.environ.get("ZHIZHI_SMS_SIGN", "智治")
+ZHIZHI_DINGTALK_WEBHOOKS = json.loads(os.environ.get("ZHIZHI_DINGTALK_WEBHOOKS", "{}"))
+ZHIZHI_WECOM_WEBHOOKS = json.loads(os.environ.get("ZHIZHI_WECOM_WEBHOOKS", "{}"))
+EMAIL_BACKEND = os.environ.get("ZHIZHI_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 
 # Map background tiles (e.g. "https://tiles.example/{z}/{x}/{y}.png"); empty = offline blank background.
 ZHIZHI_TILE_URL = os.environ.get("ZHIZHI_TILE_URL", "")

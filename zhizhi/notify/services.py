@@ -1,0 +1,166 @@
+"""Write notifications into the outbox (inside the caller's transaction) and deliver them.
+
+Delivery claims due rows with a lease: a worker killed mid-delivery leaves rows in "sending"
+whose lease expires, and the next sweep takes them again. Every attempt carries the same
+idempotency key, so a receiver that already has the message drops the repeat.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import F, Q
+
+from zhizhi import clock
+from zhizhi.notify.adapters import ADAPTERS, DeliveryError
+from zhizhi.notify.models import InboxMessage, OutboxMessage
+
+log = logging.getLogger(__name__)
+
+LEASE = dt.timedelta(minutes=2)
+MAX_ATTEMPTS = 12  # with the backoff below: about six hours of retrying before giving up
+BASE_DELAY_SECONDS = 30
+MAX_DELAY_SECONDS = 3600
+
+
+def backoff(attempts: int) -> dt.timedelta:
+    """Delay before the next try after `attempts` failed tries: 30 s, 1 min, 2 min … capped at 1 h."""
+    return dt.timedelta(seconds=min(BASE_DELAY_SECONDS * 2 ** max(attempts - 1, 0), MAX_DELAY_SECONDS))
+
+
+def enqueue(
+    channel: str,
+    recipient: str,
+    body: str,
+    *,
+    key: str,
+    subject: str = "",
+    link: str = "",
+    user: Any = None,
+    cause: str = "",
+) -> OutboxMessage:
+    """Add one message; the same key twice gives the existing row (safe to retry)."""
+    if channel not in ADAPTERS:
+        raise ValueError(f"unknown channel {channel}")
+    message, _ = OutboxMessage.objects.get_or_create(
+        idempotency_key=key,
+        defaults={
+            "channel": channel,
+            "recipient": recipient,
+            "body": body,
+            "subject": subject,
+            "link": link,
+            "user": user,
+            "cause": cause,
+        },
+    )
+    transaction.on_commit(_kick_worker)
+    return message
+
+
+def notify_user(
+    user: Any,
+    subject: str,
+    body: str,
+    *,
+    key: str,
+    link: str = "",
+    cause: str = "",
+    channels: Iterable[str] = ("inbox",),
+) -> list[OutboxMessage]:
+    """A message to a staff user on each channel; SMS goes to the user's phone, read at delivery time."""
+    out = []
+    for channel in channels:
+        if channel == "sms" and not getattr(user, "phone_enc", ""):
+            continue
+        recipient = f"user:{user.pk}" if channel in ("inbox", "sms") else getattr(user, "email", "")
+        out.append(
+            enqueue(
+                channel,
+                recipient,
+                body,
+                key=f"{key}:{channel}",
+                subject=subject,
+                link=link,
+                user=user,
+                cause=cause,
+            )
+        )
+    return out
+
+
+def _kick_worker() -> None:
+    from zhizhi.notify.tasks import deliver_outbox_task
+
+    try:
+        deliver_outbox_task()
+    except Exception:  # the periodic sweep delivers it anyway
+        log.exception("could not schedule outbox delivery")
+
+
+def _claim(limit: int) -> list[int]:
+    now = clock.now()
+    with transaction.atomic():
+        due = OutboxMessage.objects.filter(
+            Q(status=OutboxMessage.PENDING, next_attempt_at__lte=now)
+            | Q(status=OutboxMessage.SENDING, lease_until__lt=now)
+        ).order_by("next_attempt_at", "id")
+        if connection.features.has_select_for_update_skip_locked:
+            due = due.select_for_update(skip_locked=True)
+        ids = list(due.values_list("pk", flat=True)[:limit])
+        OutboxMessage.objects.filter(pk__in=ids).update(
+            status=OutboxMessage.SENDING, lease_until=now + LEASE, attempts=F("attempts") + 1
+        )
+    return ids
+
+
+def _resolve_recipient(message: OutboxMessage) -> None:
+    """SMS to a user: the phone is decrypted for the gateway only, never stored in the outbox."""
+    if message.channel == "sms" and message.recipient.startswith("user:") and message.user is not None:
+        message.recipient = message.user.decrypt_sensitive("phone")
+
+
+def deliver_due(limit: int = 200) -> dict[str, int]:
+    """Deliver what is due now; returns counts of sent, retried and dead messages."""
+    counts = {"sent": 0, "retry": 0, "dead": 0}
+    ids = _claim(limit)
+    for message in OutboxMessage.objects.filter(pk__in=ids).select_related("user").order_by("id"):
+        stored_recipient = message.recipient
+        try:
+            _resolve_recipient(message)
+            ADAPTERS[message.channel].deliver(message)
+        except DeliveryError as exc:
+            dead = message.attempts >= MAX_ATTEMPTS
+            OutboxMessage.objects.filter(pk=message.pk).update(
+                status=OutboxMessage.DEAD if dead else OutboxMessage.PENDING,
+                next_attempt_at=clock.now() + backoff(message.attempts),
+                lease_until=None,
+                last_error=str(exc)[:500],
+            )
+            counts["dead" if dead else "retry"] += 1
+            continue
+        OutboxMessage.objects.filter(pk=message.pk).update(
+            status=OutboxMessage.SENT,
+            sent_at=clock.now(),
+            lease_until=None,
+            last_error="",
+            recipient=stored_recipient,
+        )
+        counts["sent"] += 1
+    return counts
+
+
+def unread_count(user: Any) -> int:
+    return InboxMessage.objects.filter(user=user, read_at__isnull=True).count()
+
+
+def mark_read(user: Any, message_id: int) -> bool:
+    return bool(
+        InboxMessage.objects.filter(user=user, pk=message_id, read_at__isnull=True).update(
+            read_at=clock.now()
+        )
+    )
