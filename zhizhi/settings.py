@@ -140,7 +140,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = ZHIZHI_IMPORT_MAX_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
 # The street this installation serves (its region code); the demo creates 330105001.
-ZHIZHI_STREET_CODE = os.environ.get("ZHIZHI_STREET_CODE", "")
+ZHIZHI_STREET_CODE = os.environ.get("ZHIZHI_STREET_CODE", "") or "330105001"
 
 # Notification gateways (see zhizhi/notify/adapters.py). Robots: a JSON object {"name": "webhook url"}.
 ZHIZHI_SMS_URL = os.environ.get("ZHIZHI_SMS_URL", "")
