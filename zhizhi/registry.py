@@ -317,8 +317,17 @@ def assign(reg: Registry, instance: Any, values: dict[str, Any]) -> None:
         col = reg.column(name)
         if col.kind == "sensitive":
             instance.set_sensitive(name, value or "")
-        else:
-            setattr(instance, name, value)
+            continue
+        if value is None and col.kind != "ref":
+            # Clearing an optional column: NOT NULL text stores "", other NOT NULL fields keep their
+            # value (or default) instead of failing at the database (same rule as the importer).
+            model_field = reg.model._meta.get_field(name)
+            if not model_field.null:
+                if isinstance(model_field, models.CharField | models.TextField) and not model_field.choices:
+                    value = ""
+                else:
+                    continue
+        setattr(instance, name, value)
 
 
 # --- writing ----------------------------------------------------------------------------------
