@@ -239,7 +239,8 @@ def polygon(value: Any, field: str = "boundary") -> dict:
         raise _fail(
             field, "geojson_shape", "边界坐标结构错误", "The boundary's coordinates are malformed"
         ) from None
-    if geom.is_empty or geom.area == 0:
+    # A bow-tie has zero net area yet is a self-intersection: report the reason, not "empty".
+    if geom.is_empty or (geom.area == 0 and geom.is_valid):
         raise _fail(field, "polygon_empty", "边界为空或面积为零", "The boundary is empty or has no area")
     if not geom.is_valid:
         reason = explain_validity(geom)
