@@ -282,3 +282,43 @@ class APIToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+
+class ImportJob(models.Model):
+    """One Excel/CSV upload being imported by the worker: its progress, its problems, its counts.
+
+    The uploaded bytes stay in the row only until the import finishes (then they are erased), so
+    any worker host can read them and no spreadsheet of personal data lingers on a disk."""
+
+    STATUSES = [("pending", "排队中"), ("running", "导入中"), ("done", "已完成"), ("failed", "未导入")]
+
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="import_jobs")
+    registry = models.CharField("登记簿", max_length=64)
+    filename = models.CharField("文件名", max_length=200)
+    data = models.BinaryField(default=b"", editable=False)
+    status = models.CharField("状态", max_length=16, choices=STATUSES, default="pending", db_index=True)
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    problems = models.JSONField(default=list, blank=True)
+    message = models.TextField(blank=True, default="")
+    created = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=clock.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.registry} {self.filename} ({self.status})"
+
+    @property
+    def percent(self) -> int:
+        if self.status == "done":
+            return 100
+        return int(self.done * 100 / self.total) if self.total else 0
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("done", "failed")
