@@ -436,12 +436,13 @@ def test_leader_home_counts_by_community_and_care_kind(
     client: Client, street: Street, data: dict[str, Any]
 ) -> None:
     tag(data["other_person"], "disabled", level="二级")
+    tag(data["people.person"], "elderly_80")  # a second tag on the same person counts them once
     login(client, street, "leader")
     ctx = client.get("/").context
     cards = {c["label"]: c["count"] for c in ctx["cards"]}
     assert cards["居民"] == 2 and cards["房屋"] == 16 and cards["楼幢"] == 4 and cards["企业"] == 1
     assert cards["重点人群"] == 2
-    assert {c["label"]: c["count"] for c in ctx["care"]} == {"独居": 1, "残疾": 1}
+    assert {c["label"]: c["count"] for c in ctx["care"]} == {"独居": 1, "残疾": 1, "高龄": 1}
     rows = {r["region"].name: r["counts"] for r in ctx["breakdown"]}
     assert rows == {"A社区": [1, 8, 2, 1, 1], "B社区": [1, 8, 2, 0, 1]}
 

@@ -174,8 +174,14 @@ def _home_context(user: Any) -> dict[str, Any]:
     if can(user, "view", CareTag):
         tags = visible(CareTag, user).filter(person__status="active")
         counts = dict(tags.values_list("kind").annotate(n=Count("id")).values_list("kind", "n"))
+        top = max(counts.values(), default=0) or 1
         care = [
-            {"kind": k, "label": choice_label(lbl), "count": counts.get(k, 0)}
+            {
+                "kind": k,
+                "label": choice_label(lbl),
+                "count": counts.get(k, 0),
+                "pct": round(100 * counts.get(k, 0) / top),
+            }
             for k, lbl in CareTag.KINDS
             if counts.get(k)
         ]
@@ -208,7 +214,10 @@ def _home_context(user: Any) -> dict[str, Any]:
                 (
                     _("重点人群"),
                     _counts_by_prefix(
-                        visible(Person, user).filter(status="active", care_tags__isnull=False).distinct(),
+                        # A subquery, not a join: a person with two tags is one person of care.
+                        visible(Person, user).filter(
+                            status="active", pk__in=visible(CareTag, user).values("person_id")
+                        ),
                         length,
                     ),
                 )
