@@ -21,13 +21,16 @@ def _pad(text: str, width: int) -> str:
 class Command(BaseCommand):
     help = "Print the demo URL and the demo logins for each role."
 
+    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+        parser.add_argument("--url", default=DEMO_URL, help="where the server listens (make demo passes it)")
+
     def handle(self, *args, **options):  # type: ignore[no-untyped-def]
         existing = set(
             User.objects.filter(username__in=[d.username for d in DEMO_LOGINS]).values_list(
                 "username", flat=True
             )
         )
-        self.stdout.write(f"智治演示 / Zhizhi demo: {DEMO_URL}")
+        self.stdout.write(f"智治演示 / Zhizhi demo: {options['url']}")
         header = ("用户名 username", "密码 password", "角色 role", "范围 scope")
         rows = [(d.username, d.password, d.role_zh, f"{d.scope_zh} / {d.scope_en}") for d in DEMO_LOGINS]
         widths = [max(_width(r[i]) for r in [header, *rows]) + 2 for i in range(3)]
