@@ -181,15 +181,19 @@ def install_error_handlers(api: NinjaAPI) -> None:
         )
         return respond(request, 400, problem_body(p))
 
-    api.add_exception_handler(Invalid, on_invalid)
-    api.add_exception_handler(IntegrityError, on_integrity)
-    api.add_exception_handler(Forbidden, on_forbidden)
-    api.add_exception_handler(Conflict, on_conflict)
-    api.add_exception_handler(Http404, on_not_found)
-    api.add_exception_handler(AuthenticationError, on_unauthenticated)
-    api.add_exception_handler(CsrfFailed, on_csrf)
-    api.add_exception_handler(NinjaValidationError, on_schema)
-    api.add_exception_handler(HttpError, on_http_error)
+    handlers: list[tuple[type[Exception], Callable[..., HttpResponse]]] = [
+        (Invalid, on_invalid),
+        (IntegrityError, on_integrity),
+        (Forbidden, on_forbidden),
+        (Conflict, on_conflict),
+        (Http404, on_not_found),
+        (AuthenticationError, on_unauthenticated),
+        (CsrfFailed, on_csrf),
+        (NinjaValidationError, on_schema),
+        (HttpError, on_http_error),
+    ]
+    for exc_class, handler in handlers:
+        api.add_exception_handler(exc_class, handler)
 
 
 class ProblemOut(Schema):
@@ -283,7 +287,7 @@ def output_schema(reg: Registry) -> type[Schema]:
             fields[f"{col.name}_label"] = (str | None, Field(None, description=f"{doc}（名称 label）"))
         else:
             fields[col.name] = (_PLAIN_TYPES[col.kind] | None, Field(None, description=doc))
-    return create_model(_schema_name(reg, "Out"), __base__=Schema, **fields)  # type: ignore[call-overload]
+    return create_model(_schema_name(reg, "Out"), __base__=Schema, **fields)
 
 
 class StrictInput(Schema):
@@ -307,7 +311,7 @@ def input_schema(reg: Registry, *, with_version: bool) -> type[Schema]:
             int | None,
             Field(None, description="读取时的版本号（或用 If-Match 头）/ the version you read (or If-Match)"),
         )
-    return create_model(  # type: ignore[call-overload]
+    return create_model(
         _schema_name(reg, "Update" if with_version else "Create"), __base__=StrictInput, **fields
     )
 
@@ -495,7 +499,7 @@ def registry_router(reg: Registry, plural: str, url_prefix: str) -> Router:
         return serialize(reg, obj)
 
     @router.get("/", response={200: Page, **ERRORS}, operation_id=f"{op}_list", url_name=f"{op}_list")
-    def list_rows(request: HttpRequest, params: Query[ListParams]):  # type: ignore[no-untyped-def,valid-type]
+    def list_rows(request: HttpRequest, params: Query[ListParams]):  # type: ignore[valid-type]
         """列表 List: paginated, searchable, filterable; only rows in your area."""
         user = request.auth  # type: ignore[attr-defined]
         require(user, "view", reg)
@@ -505,7 +509,7 @@ def registry_router(reg: Registry, plural: str, url_prefix: str) -> Router:
     @router.get(
         "/export", response={200: None, **ERRORS}, operation_id=f"{op}_export", url_name=f"{op}_export"
     )
-    def export_rows(request: HttpRequest, params: Query[ExportParams]):  # type: ignore[no-untyped-def,valid-type]
+    def export_rows(request: HttpRequest, params: Query[ExportParams]):  # type: ignore[valid-type]
         """导出 Export as xlsx or csv (same filters as the list), in the import's format."""
         from zhizhi import exchange
 
@@ -518,7 +522,7 @@ def registry_router(reg: Registry, plural: str, url_prefix: str) -> Router:
     @router.post(
         "/import", response={200: dict, **ERRORS}, operation_id=f"{op}_import", url_name=f"{op}_import"
     )
-    def import_rows(request: HttpRequest, file: File[UploadedFile]):  # type: ignore[no-untyped-def]
+    def import_rows(request: HttpRequest, file: File[UploadedFile]):
         """导入 Import an xlsx/csv file: all rows are checked first; all or nothing is written."""
         from zhizhi import exchange
 
@@ -529,7 +533,7 @@ def registry_router(reg: Registry, plural: str, url_prefix: str) -> Router:
         return _jsonable_result(result)
 
     @router.get("/{id}/", response={200: Out, **ERRORS}, operation_id=f"{op}_get", url_name=f"{op}_detail")
-    def get_row(request: HttpRequest, id: int, response: HttpResponse):  # type: ignore[no-untyped-def]
+    def get_row(request: HttpRequest, id: int, response: HttpResponse):
         """一条 One row (404 when it does not exist or is outside your area). ETag = version."""
         obj = get_visible(reg, request.auth, id)  # type: ignore[attr-defined]
         response["ETag"] = f'"{obj.version}"'
@@ -538,7 +542,7 @@ def registry_router(reg: Registry, plural: str, url_prefix: str) -> Router:
     @router.post(
         "/", response={200: Out, 201: Out, **ERRORS}, operation_id=f"{op}_create", url_name=f"{op}_create"
     )
-    def create_row(request: HttpRequest, payload: Create):  # type: ignore[no-untyped-def,valid-type]
+    def create_row(request: HttpRequest, payload: Create):  # type: ignore[valid-type]
         """新增 Create from raw values (as in an import). `Idempotency-Key` makes retries safe."""
         user = request.auth  # type: ignore[attr-defined]
         require(user, "add", reg)
@@ -581,18 +585,18 @@ def registry_router(reg: Registry, plural: str, url_prefix: str) -> Router:
     @router.patch(
         "/{id}/", response={200: Out, **ERRORS}, operation_id=f"{op}_update", url_name=f"{op}_update"
     )
-    def update_row(request: HttpRequest, id: int, payload: Update):  # type: ignore[no-untyped-def,valid-type]
+    def update_row(request: HttpRequest, id: int, payload: Update):  # type: ignore[valid-type]
         """修改 Change some fields. Send the `version` you read (body or If-Match); stale → 409."""
         return change(request, id, payload, full=False)
 
     @router.put(
         "/{id}/", response={200: Out, **ERRORS}, operation_id=f"{op}_replace", url_name=f"{op}_replace"
     )
-    def replace_row(request: HttpRequest, id: int, payload: Update):  # type: ignore[no-untyped-def,valid-type]
+    def replace_row(request: HttpRequest, id: int, payload: Update):  # type: ignore[valid-type]
         """整体修改 Replace: like PATCH, but every required field must be given."""
         return change(request, id, payload, full=True)
 
-    sensitive = getattr(reg.model, "SENSITIVE", None)
+    sensitive: dict[str, Any] = getattr(reg.model, "SENSITIVE", None) or {}
     if sensitive:
 
         class RevealIn(Schema):
@@ -613,7 +617,7 @@ def registry_router(reg: Registry, plural: str, url_prefix: str) -> Router:
             operation_id=f"{op}_reveal",
             url_name=f"{op}_reveal",
         )
-        def reveal_value(request: HttpRequest, id: int, payload: RevealIn):  # type: ignore[no-untyped-def]
+        def reveal_value(request: HttpRequest, id: int, payload: RevealIn):
             """查看明文 Reveal one protected value after stating a purpose; every reveal is logged."""
             user = request.auth  # type: ignore[attr-defined]
             obj = get_visible(reg, user, id)

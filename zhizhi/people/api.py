@@ -8,7 +8,7 @@ from django.http import Http404, HttpRequest
 from zhizhi import registry, validators
 from zhizhi.api import register_registry
 from zhizhi.api_common import ERRORS, get_visible, require, select_for, serialize, visible
-from zhizhi.people.models import Residency
+from zhizhi.people.models import Person, Residency
 from zhizhi.people.services import residence_history, residents_of
 
 persons = register_registry("people.person", "persons")
@@ -36,7 +36,7 @@ def lookup(request: HttpRequest, id_number: str) -> dict[str, Any]:
     user = request.auth  # type: ignore[attr-defined]
     require(user, "view", PERSONS)
     number = validators.id_number(id_number, "id_number")
-    person = visible(PERSONS, user).with_id_number(number).first()
+    person = visible(PERSONS, user).filter(id_number_hash=Person.hash_for("id_number", number)).first()
     if person is None:
         raise Http404()
     return serialize(PERSONS, person)
