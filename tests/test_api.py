@@ -395,3 +395,17 @@ def test_openapi_docs_are_served(db: None) -> None:
     schema = Client().get("/api/v1/openapi.json").json()
     assert "/api/v1/people/persons/{id}/reveal" in schema["paths"]
     assert {"BearerToken", "HeaderToken", "BrowserSession"} <= set(schema["components"]["securitySchemes"])
+
+
+def test_a_referenced_person_outside_the_area_shows_only_an_id(street: Street) -> None:
+    owner = street.person("owner", grid="B1", name="外网格业主")
+    house = street.houses["A1-1-201"]
+    house.owner = owner
+    house.save()
+    mine = as_user(street, "grid_a1").get(f"/api/v1/people/houses/{house.pk}/")
+    assert mine.json()["owner"] == {"id": owner.pk, "key": "", "name": ""}
+    assert "外网格业主" not in mine.content.decode()
+    listed = as_user(street, "grid_a1").get("/api/v1/people/houses/", {"building": "B-A1"}).json()
+    assert {"id": owner.pk, "key": "", "name": ""} in [r["owner"] for r in listed["results"]]
+    leader = as_user(street, "leader").get(f"/api/v1/people/houses/{house.pk}/").json()
+    assert leader["owner"]["name"] == "外网格业主" and leader["owner"]["key"] == owner.id_number_masked

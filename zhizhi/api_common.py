@@ -242,21 +242,28 @@ INTERNAL_FIELDS = {"id", "created_at", "updated_at", "created_by", "updated_by",
 INTERNAL_SUFFIXES = ("_enc", "_hash", "_masked")
 
 
-def ref_out(col: Column, target: Any) -> dict[str, Any] | None:
+def ref_out(col: Column, target: Any, hidden: bool = False) -> dict[str, Any] | None:
     if target is None:
         return None
     assert col.ref is not None
+    if hidden:
+        return {"id": target.pk, "key": "", "name": ""}
     return {"id": target.pk, "key": col.ref.natural(target), "name": str(target)}
 
 
-def serialize(reg: Registry, obj: Any) -> dict[str, Any]:
-    """One row as the API shows it: masks for protected values, refs as {id, key, name}."""
+def serialize(
+    reg: Registry, obj: Any, hidden: set[tuple[str, Any]] | frozenset = frozenset()
+) -> dict[str, Any]:
+    """One row as the API shows it: masks for protected values, refs as {id, key, name}.
+
+    `hidden` holds (column, id) of referenced people the caller may not see: only their id shows."""
     out: dict[str, Any] = {"id": obj.pk, "version": obj.version, "updated_at": obj.updated_at}
     for col in reg.columns:
         if col.kind == "sensitive":
             out[f"{col.name}_masked"] = getattr(obj, f"{col.name}_masked", "")
         elif col.kind == "ref":
-            out[col.name] = ref_out(col, getattr(obj, col.name))
+            target_id = getattr(obj, f"{col.name}_id", None)
+            out[col.name] = ref_out(col, getattr(obj, col.name), (col.name, target_id) in hidden)
         elif col.kind == "choice":
             code = getattr(obj, col.name)
             out[col.name] = code
@@ -264,6 +271,25 @@ def serialize(reg: Registry, obj: Any) -> dict[str, Any]:
         else:
             out[col.name] = getattr(obj, col.name)
     return out
+
+
+def serialize_rows(reg: Registry, user: Any, objs: list[Any]) -> list[dict[str, Any]]:
+    """Rows for `user`. A reference to a person outside the user's area (a house owner living
+    elsewhere) shows only its id: the name of someone you may not see is personal data too."""
+    hidden: set[tuple[str, Any]] = set()
+    for col in reg.columns:
+        if col.kind != "ref" or col.ref is None or not getattr(col.ref.model, "SENSITIVE", None):
+            continue
+        ids = {getattr(o, f"{col.name}_id") for o in objs} - {None}
+        if not ids:
+            continue
+        seen = set(
+            col.ref.model.objects.visible_to(user, "view")  # type: ignore[attr-defined]
+            .filter(pk__in=ids)
+            .values_list("pk", flat=True)
+        )
+        hidden.update((col.name, pk) for pk in ids - seen)
+    return [serialize(reg, o, hidden) for o in objs]
 
 
 def _schema_name(reg: Registry, suffix: str) -> str:
@@ -419,11 +445,13 @@ def filtered(reg: Registry, qs: QuerySet, params: dict[str, str], ignore: tuple[
     return qs
 
 
-def page(request: HttpRequest, qs: QuerySet, to_dict: Callable[[Any], dict], limit: int, offset: int) -> dict:
+def page(
+    request: HttpRequest, qs: QuerySet, to_rows: Callable[[list[Any]], list[dict]], limit: int, offset: int
+) -> dict:
     limit = max(1, min(int(limit), MAX_LIMIT))
     offset = max(0, int(offset))
     count = qs.count()
-    rows = [to_dict(obj) for obj in qs[offset : offset + limit]]
+    rows = to_rows(list(qs[offset : offset + limit]))
 
     def link(new_offset: int) -> str:
         query = request.GET.copy()
@@ -495,8 +523,8 @@ def registry_router(reg: Registry, plural: str, url_prefix: str) -> Router:
     )
     op = f"{url_prefix.strip('/').replace('/', '_').replace('-', '_')}"
 
-    def to_dict(obj: Any) -> dict[str, Any]:
-        return serialize(reg, obj)
+    def to_dict(request: HttpRequest, obj: Any) -> dict[str, Any]:
+        return serialize_rows(reg, request.auth, [obj])[0]  # type: ignore[attr-defined]
 
     @router.get("/", response={200: Page, **ERRORS}, operation_id=f"{op}_list", url_name=f"{op}_list")
     def list_rows(request: HttpRequest, params: Query[ListParams]):  # type: ignore[valid-type]
@@ -504,7 +532,7 @@ def registry_router(reg: Registry, plural: str, url_prefix: str) -> Router:
         user = request.auth  # type: ignore[attr-defined]
         require(user, "view", reg)
         qs = filtered(reg, visible(reg, user), request.GET.dict())
-        return page(request, qs, to_dict, params.limit, params.offset)  # type: ignore[attr-defined]
+        return page(request, qs, lambda objs: serialize_rows(reg, user, objs), params.limit, params.offset)  # type: ignore[attr-defined]
 
     @router.get(
         "/export", response={200: None, **ERRORS}, operation_id=f"{op}_export", url_name=f"{op}_export"
@@ -537,7 +565,7 @@ def registry_router(reg: Registry, plural: str, url_prefix: str) -> Router:
         """一条 One row (404 when it does not exist or is outside your area). ETag = version."""
         obj = get_visible(reg, request.auth, id)  # type: ignore[attr-defined]
         response["ETag"] = f'"{obj.version}"'
-        return to_dict(obj)
+        return to_dict(request, obj)
 
     @router.post(
         "/", response={200: Out, 201: Out, **ERRORS}, operation_id=f"{op}_create", url_name=f"{op}_create"
@@ -553,14 +581,15 @@ def registry_router(reg: Registry, plural: str, url_prefix: str) -> Router:
             if done is not None:
                 obj = visible(reg, user).filter(pk=done).first()
                 if obj is not None:
-                    return Status(200, to_dict(obj))
+                    return Status(200, to_dict(request, obj))
         raw = payload.model_dump(exclude_unset=True)  # type: ignore[attr-defined]
         with acting(request):
             created = registry.create(reg, user, raw)
         if cache_key:
             cache.set(cache_key, created.pk, IDEMPOTENCY_SECONDS)
         return Status(
-            201, to_dict(reg.model._default_manager.select_related(*select_for(reg)).get(pk=created.pk))
+            201,
+            to_dict(request, reg.model._default_manager.select_related(*select_for(reg)).get(pk=created.pk)),
         )
 
     def change(request: HttpRequest, id: int, payload: Any, full: bool) -> Any:
@@ -580,7 +609,7 @@ def registry_router(reg: Registry, plural: str, url_prefix: str) -> Router:
                 )
         with acting(request):
             registry.update(reg, user, obj, raw, version)
-        return to_dict(reg.model._default_manager.select_related(*select_for(reg)).get(pk=obj.pk))
+        return to_dict(request, reg.model._default_manager.select_related(*select_for(reg)).get(pk=obj.pk))
 
     @router.patch(
         "/{id}/", response={200: Out, **ERRORS}, operation_id=f"{op}_update", url_name=f"{op}_update"

@@ -7,7 +7,7 @@ from django.http import Http404, HttpRequest
 
 from zhizhi import registry, validators
 from zhizhi.api import register_registry
-from zhizhi.api_common import ERRORS, get_visible, require, select_for, serialize, visible
+from zhizhi.api_common import ERRORS, get_visible, require, select_for, serialize_rows, visible
 from zhizhi.people.models import Person, Residency
 from zhizhi.people.services import residence_history, residents_of
 
@@ -26,7 +26,7 @@ def _residencies(request: HttpRequest, qs: Any) -> dict[str, Any]:
     user = request.auth  # type: ignore[attr-defined]
     rows = Residency.objects.visible_to(user, "view").filter(pk__in=qs.values("pk"))
     rows = rows.select_related(*select_for(RESIDENCIES)).order_by("-start_date", "-id")
-    results = [serialize(RESIDENCIES, r) for r in rows]
+    results = serialize_rows(RESIDENCIES, user, list(rows))
     return {"count": len(results), "results": results}
 
 
@@ -39,7 +39,7 @@ def lookup(request: HttpRequest, id_number: str) -> dict[str, Any]:
     person = visible(PERSONS, user).filter(id_number_hash=Person.hash_for("id_number", number)).first()
     if person is None:
         raise Http404()
-    return serialize(PERSONS, person)
+    return serialize_rows(PERSONS, user, [person])[0]
 
 
 @persons.get("/{id}/residences", response={200: dict, **ERRORS}, operation_id="people_persons_residences")
