@@ -687,19 +687,17 @@ class _Builder:
             if rng.random() < 0.012:
                 level = rng.choices(["一级", "二级", "三级", "四级"], [10, 20, 35, 35])[0]
                 kinds.append(("disabled", level, "disabled_fed"))
-            if age >= 18 and rng.random() < 0.006:
+            if age >= 18 and rng.random() < 0.008:
                 kinds.append(("min_allowance", "", "civil_affairs"))
-            if age >= 60 and rng.random() < 0.002:
+            if age >= 60 and rng.random() < 0.012:
                 kinds.append(("extreme_hardship", "", "civil_affairs"))
-            if person.gender == "M" and age >= 40 and rng.random() < 0.006:
+            if person.gender == "M" and age >= 40 and rng.random() < 0.012:
                 kinds.append(("veteran", "", "veterans"))
                 if rng.random() < 0.3:
                     kinds.append(("special_care", "", "veterans"))
             if kinds:
                 candidates.append((p, kinds))
         rng.shuffle(candidates)
-        # Elderly living alone first: the registry a community keeps closest is theirs.
-        candidates.sort(key=lambda c: -max(_TAG_ORDER[k] for k, _, _ in c[1]))
         for p, kinds in candidates[:target]:
             for kind, level, source in kinds:
                 verified = self.date_between(self.today - dt.timedelta(days=400), self.today)
@@ -985,10 +983,6 @@ class _Builder:
             errors["duplicate_id_number"].examples.append(f"{original.name} / {other_name}")
 
         plan.errors = list(errors.values())
-
-
-_TAG_ORDER = {"living_alone": 9, "widowed_alone": 9, "bedridden": 8, "disabled": 7, "elderly_80": 6}
-_TAG_ORDER |= {"extreme_hardship": 5, "min_allowance": 4, "veteran": 3, "special_care": 3}
 
 
 def _plain_geojson(geometry: dict | None) -> dict | None:
