@@ -151,6 +151,9 @@ EMAIL_BACKEND = os.environ.get("ZHIZHI_EMAIL_BACKEND", "django.core.mail.backend
 
 # Map background tiles (e.g. "https://tiles.example/{z}/{x}/{y}.png"); empty = offline blank background.
 ZHIZHI_TILE_URL = os.environ.get("ZHIZHI_TILE_URL", "")
+# Working hours of the street (deadlines in working time, see zhizhi/cases/worktime.py), local TIME_ZONE.
+ZHIZHI_WORK_HOURS = [("08:30", "12:00"), ("13:30", "17:30")]
+
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
 HUEY_IMMEDIATE = os.environ.get("HUEY_IMMEDIATE", "0") == "1"
