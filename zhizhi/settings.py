@@ -149,11 +149,11 @@ ZHIZHI_DINGTALK_WEBHOOKS = json.loads(os.environ.get("ZHIZHI_DINGTALK_WEBHOOKS",
 ZHIZHI_WECOM_WEBHOOKS = json.loads(os.environ.get("ZHIZHI_WECOM_WEBHOOKS", "{}"))
 EMAIL_BACKEND = os.environ.get("ZHIZHI_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 
-# Map background tiles (e.g. "https://tiles.example/{z}/{x}/{y}.png"); empty = offline blank background.
-ZHIZHI_TILE_URL = os.environ.get("ZHIZHI_TILE_URL", "")
 # Working hours of the street (deadlines in working time, see zhizhi/cases/worktime.py), local TIME_ZONE.
 ZHIZHI_WORK_HOURS = [("08:30", "12:00"), ("13:30", "17:30")]
 
+# Map background tiles (e.g. "https://tiles.example/{z}/{x}/{y}.png"); empty = offline blank background.
+ZHIZHI_TILE_URL = os.environ.get("ZHIZHI_TILE_URL", "")
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
 HUEY_IMMEDIATE = os.environ.get("HUEY_IMMEDIATE", "0") == "1"
