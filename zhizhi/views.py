@@ -973,6 +973,13 @@ def _log_filters(request: HttpRequest, qs: QuerySet) -> tuple[QuerySet, dict[str
     }
 
 
+def log_object_url(reg: Registry | None, object_id: str) -> str:
+    # Bulk loads log one summary row whose object_id is not a key; it has no page to link to.
+    if reg is None or not object_id.isdigit():
+        return ""
+    return reverse("registry_detail", args=[reg.key, int(object_id)])
+
+
 @login_required
 def reveal_log(request: HttpRequest) -> HttpResponse:
     user = request.user
@@ -990,7 +997,7 @@ def reveal_log(request: HttpRequest) -> HttpResponse:
             {
                 "r": r,
                 "field": fields.get(r.field, r.field),
-                "url": reverse("registry_detail", args=[reg.key, r.object_id]) if reg else "",
+                "url": log_object_url(reg, r.object_id),
             }
         )
     params = request.GET.copy()
@@ -1023,7 +1030,7 @@ def change_log(request: HttpRequest) -> HttpResponse:
         reg = registry_for_model(model) if model else None
         row = change_log_rows(reg, [e])[0]
         row["what"] = reg_label(reg) if reg else e.content_type.model
-        row["url"] = reverse("registry_detail", args=[reg.key, e.object_id]) if reg else ""
+        row["url"] = log_object_url(reg, e.object_id)
         rows.append(row)
     params = request.GET.copy()
     params.pop("page", None)

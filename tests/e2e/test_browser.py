@@ -87,3 +87,22 @@ def test_home_page_screenshot_for_the_readme(page: Any, live_server: Any) -> Non
     out.parent.mkdir(exist_ok=True)
     page.screenshot(path=str(out), full_page=False)
     assert out.stat().st_size > 10_000
+
+
+def test_map_shows_only_my_grids_and_a_grid_panel(page: Any, live_server: Any) -> None:
+    street = build_street()
+    street.person("a", grid="A1", house="A1-1-101")
+    base = live_server.url
+    log_in(page, base, "community_a")
+    page.goto(f"{base}/map/")
+    page.wait_for_function("document.getElementById('map').dataset.ready")
+    assert page.get_attribute("#map", "data-ready") == "2"  # community A has two grids
+    assert page.locator(".leaflet-tile").count() == 0  # offline: no tile layer
+    page.locator("path.leaflet-interactive").first.click(position={"x": 10, "y": 10})  # off the marker
+    page.wait_for_selector("#grid-panel h2")
+    assert page.inner_text("#grid-panel h2") in ("A1网格", "A2网格")
+    page.fill("input[name=lng]", "121.5")
+    page.fill("input[name=lat]", "31.2")
+    page.click(".locate-form button")
+    page.wait_for_selector("#locate-answer")
+    assert "不在本街道任何网格内" in page.inner_text("#locate-answer")
