@@ -391,7 +391,11 @@ def test_gcj02_matches_the_reference_and_inverts() -> None:
 
 # --- docs -----------------------------------------------------------------------------------------
 def test_openapi_docs_are_served(db: None) -> None:
-    assert Client().get("/api/v1/docs").status_code == 200
+    docs = Client().get("/api/v1/docs")
+    assert docs.status_code == 200
+    page = docs.content.decode()
+    assert "/static/ninja/swagger-ui-bundle.js" in page and "cdn" not in page.lower()  # never a CDN
+    assert Client().get("/static/ninja/swagger-ui-bundle.js").status_code == 200
     schema = Client().get("/api/v1/openapi.json").json()
     assert "/api/v1/people/persons/{id}/reveal" in schema["paths"]
     assert {"BearerToken", "HeaderToken", "BrowserSession"} <= set(schema["components"]["securitySchemes"])

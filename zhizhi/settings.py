@@ -29,6 +29,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "huey.contrib.djhuey",
+    "ninja",  # serves the Swagger UI assets locally (otherwise /api/v1/docs loads them from a CDN)
     "zhizhi",
     "zhizhi.geo",
     "zhizhi.orgs",
