@@ -7,6 +7,9 @@ counts in docs/demo-data.md are exactly what the database holds, and a person ca
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from django.db.models import Count
 
 from zhizhi import validators
@@ -88,7 +91,7 @@ def duplicate_id_number() -> list[list[Person]]:
     return list(groups.values())
 
 
-FINDERS = {
+FINDERS: dict[str, Callable[[], list[Any]]] = {
     "invalid_id_check_digit": invalid_id_check_digit,
     "id_gender_birth_mismatch": id_gender_birth_mismatch,
     "two_current_houses": two_current_houses,
@@ -99,6 +102,6 @@ FINDERS = {
 }
 
 
-def find_injected_errors() -> dict[str, list]:
+def find_injected_errors() -> dict[str, list[Any]]:
     """Every kind of injected error, with the rows (or groups of rows) that show it."""
     return {key: finder() for key, finder in FINDERS.items()}

@@ -16,8 +16,10 @@ from __future__ import annotations
 import datetime as dt
 import random
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from faker import Faker
 from shapely.geometry import Polygon, mapping
@@ -392,7 +394,9 @@ class _Builder:
         )
         return len(self.plan.people) - 1
 
-    def live(self, person: int, house: int, relation: str, start: dt.date | None, end=None) -> None:  # type: ignore[no-untyped-def]
+    def live(
+        self, person: int, house: int, relation: str, start: dt.date | None, end: dt.date | None = None
+    ) -> None:
         self.plan.residencies.append(ResidencyRow(person, house, relation, start, end))
         if end is None:
             self.house_people[house] += 1
@@ -896,7 +900,7 @@ class _Builder:
         rng.shuffle(pool)
         used: set[int] = set()
 
-        def take(pred=lambda p: True) -> int:  # type: ignore[no-untyped-def]
+        def take(pred: Callable[[int], bool] = lambda p: True) -> int:
             for p in pool:
                 if p not in used and pred(p):
                     used.add(p)
@@ -990,7 +994,7 @@ def _plain_geojson(geometry: dict | None) -> dict | None:
     if geometry is None:
         return None
 
-    def lists(value):  # type: ignore[no-untyped-def]
+    def lists(value: Any) -> Any:
         if isinstance(value, tuple | list):
             return [lists(v) for v in value]
         return value

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import unicodedata
+from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 
 from zhizhi.demo.logins import DEMO_LOGINS, DEMO_URL, SHARED_PASSWORD
 from zhizhi.orgs.models import User
@@ -21,10 +22,10 @@ def _pad(text: str, width: int) -> str:
 class Command(BaseCommand):
     help = "Print the demo URL and the demo logins for each role."
 
-    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--url", default=DEMO_URL, help="where the server listens (make demo passes it)")
 
-    def handle(self, *args, **options):  # type: ignore[no-untyped-def]
+    def handle(self, *args: Any, **options: Any) -> None:
         existing = set(
             User.objects.filter(username__in=[d.username for d in DEMO_LOGINS]).values_list(
                 "username", flat=True

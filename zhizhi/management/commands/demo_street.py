@@ -4,8 +4,9 @@ enterprises, org units and staff, with a documented set of injected data errors.
 from __future__ import annotations
 
 import time
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from zhizhi.demo import load, plan
 
@@ -13,14 +14,14 @@ from zhizhi.demo import load, plan
 class Command(BaseCommand):
     help = "Load the reproducible demo street 小河街道 (see docs/demo-data.md)."
 
-    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--seed", type=int, default=42, help="random seed (same seed, same street)")
         parser.add_argument("--scale", type=float, default=1.0, help="1.0 ≈ 5,000 houses, 15,000 residents")
         parser.add_argument(
             "--if-empty", action="store_true", help="do nothing when the demo street already exists"
         )
 
-    def handle(self, *args, **options):  # type: ignore[no-untyped-def]
+    def handle(self, *args: Any, **options: Any) -> None:
         started = time.perf_counter()
         if load.street_exists(plan.STREET[0]):
             if options["if_empty"]:
