@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth import views as auth_views
@@ -494,9 +495,20 @@ def registry_detail(request: HttpRequest, key: str, pk: int) -> HttpResponse:
         "can_change": visible(reg.model, user, "change").filter(pk=obj.pk).exists(),
         "can_reveal": can(user, "reveal", reg.model),
         "list_url": reverse("registry_list", args=[key]),
-        "boundary": json.dumps(obj.boundary) if getattr(obj, "boundary", None) else "",
+        "shape": _shape_of(obj),
+        "tile_url": getattr(settings, "ZHIZHI_TILE_URL", ""),
     }
     return render(request, "registry/detail.html", ctx)
+
+
+def _shape_of(obj: Any) -> str:
+    """GeoJSON for the small map on a detail page: a region's polygon or a building's point."""
+    if getattr(obj, "boundary", None):
+        return json.dumps(obj.boundary)
+    lng, lat = getattr(obj, "lng", None), getattr(obj, "lat", None)
+    if isinstance(lng, float) and isinstance(lat, float):
+        return json.dumps({"type": "Point", "coordinates": [lng, lat]})
+    return ""
 
 
 # --- related rows on a detail page ----------------------------------------------------------------

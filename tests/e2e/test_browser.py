@@ -106,3 +106,6 @@ def test_map_shows_only_my_grids_and_a_grid_panel(page: Any, live_server: Any) -
     page.click(".locate-form button")
     page.wait_for_selector("#locate-answer")
     assert "不在本街道任何网格内" in page.inner_text("#locate-answer")
+    # A region's detail page draws its polygon on a small map.
+    page.goto(f"{base}/r/geo.region/{street.grids['A1'].pk}/")
+    page.wait_for_selector("#mini-map[data-ready='1'] path.leaflet-interactive")

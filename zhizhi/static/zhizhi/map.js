@@ -42,6 +42,27 @@
       }
     );
   }
-  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
-  else start();
+  // The small map on a region's or a building's detail page.
+  function mini() {
+    const el = document.getElementById("mini-map");
+    if (!el || !window.L) return;
+    const map = L.map(el, { scrollWheelZoom: false, attributionControl: false });
+    if (el.dataset.tiles) L.tileLayer(el.dataset.tiles, { maxZoom: 19 }).addTo(map);
+    const shape = JSON.parse(el.dataset.shape);
+    if (shape.type === "Point") {
+      const [lng, lat] = shape.coordinates;
+      L.circleMarker([lat, lng], { radius: 7, color: "#1e5aa8", fillOpacity: 0.8 }).addTo(map);
+      map.setView([lat, lng], 17);
+    } else {
+      const layer = L.geoJSON(shape, { style: { color: "#1e5aa8", weight: 2, fillOpacity: 0.15 } }).addTo(map);
+      map.fitBounds(layer.getBounds(), { padding: [8, 8] });
+    }
+    el.dataset.ready = "1";
+  }
+  function boot() {
+    start();
+    mini();
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", boot);
+  else boot();
 })();
