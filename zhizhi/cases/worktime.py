@@ -41,6 +41,7 @@ import chinese_calendar
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db.models.signals import post_delete, post_save
+from django.test.signals import setting_changed
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ DEFAULT_WORK_HOURS = (("08:30", "12:00"), ("13:30", "17:30"))
 OVERRIDE_HOLIDAYS_FOR_COVERAGE = 7
 
 _ONE_DAY = dt.timedelta(days=1)
+_MIDNIGHT = dt.time()
 _DAY_MINUTES = 24 * 60
 
 
@@ -85,46 +87,66 @@ def _parse_hours(raw: Iterable[Iterable[str]]) -> _Hours:
     return _Hours(tuple(periods), periods[0][0], periods[-1][1], sum(b - a for a, b in periods))
 
 
-_hours_key: Any = None
-_hours_value: _Hours | None = None
-_tz_name: str | None = None
-_tz_value: dt.tzinfo | None = None
+@dataclass(frozen=True)
+class _Config:
+    hours: _Hours
+    tz: dt.tzinfo
+    ttl: float  # seconds a read of the holiday table is trusted
+
+
+_config: _Config | None = None
+_CONFIG_SETTINGS = {"ZHIZHI_WORK_HOURS", "TIME_ZONE", "ZHIZHI_HOLIDAY_CACHE_SECONDS"}
+
+
+def _cfg() -> _Config:
+    """The settings this module uses, read once (Django settings lookups cost a few µs each)."""
+    global _config
+    config = _config
+    if config is None:
+        raw = getattr(settings, "ZHIZHI_WORK_HOURS", DEFAULT_WORK_HOURS)
+        config = _Config(
+            hours=_parse_hours(tuple(tuple(p) for p in raw)),
+            tz=ZoneInfo(settings.TIME_ZONE or "Asia/Shanghai"),
+            ttl=float(getattr(settings, "ZHIZHI_HOLIDAY_CACHE_SECONDS", 5)),
+        )
+        _config = config
+    return config
+
+
+def _settings_changed(*, setting: str, **_: Any) -> None:
+    # override_settings in tests; production settings never change while running.
+    global _config
+    if setting in _CONFIG_SETTINGS:
+        _config = None
+
+
+setting_changed.connect(_settings_changed, dispatch_uid="worktime-settings")
 
 
 def _hours() -> _Hours:
-    """The parsed working periods; re-parsed only when the setting changes (override_settings)."""
-    global _hours_key, _hours_value
-    raw = getattr(settings, "ZHIZHI_WORK_HOURS", DEFAULT_WORK_HOURS)
-    key = tuple(tuple(p) for p in raw)
-    if key != _hours_key or _hours_value is None:
-        _hours_value, _hours_key = _parse_hours(key), key
-    return _hours_value
+    return _cfg().hours
 
 
 def _tz() -> dt.tzinfo:
-    global _tz_name, _tz_value
-    name = settings.TIME_ZONE or "Asia/Shanghai"
-    if name != _tz_name or _tz_value is None:
-        _tz_value, _tz_name = ZoneInfo(name), name
-    return _tz_value
+    return _cfg().tz
 
 
 # --- which days are working days ---------------------------------------------------------------
 
 _lock = threading.Lock()
-_overrides: dict[dt.date, bool] | None = None
-_loaded_at = 0.0
-_days: dict[dt.date, bool] = {}  # memo of the answer per date, replaced whenever overrides change
+# (overrides, memo of the answer per date, monotonic time of the read) — one tuple, swapped whole, so
+# a reader never pairs a memo with the overrides of another generation.
+_Snapshot = tuple[dict[dt.date, bool], dict[dt.date, bool], float]
+_snapshot: _Snapshot | None = None
 _library_years: dict[int, bool] = {}
 _warned = False
 
 
 def invalidate(**_: Any) -> None:
     """Forget the holiday table; the next question reads it again (also a post_save/post_delete hook)."""
-    global _overrides, _days
+    global _snapshot
     with _lock:
-        _overrides = None
-        _days = {}
+        _snapshot = None
 
 
 post_save.connect(invalidate, sender="cases.HolidayOverride", dispatch_uid="worktime-override-save")
@@ -150,16 +172,16 @@ def _load_overrides() -> dict[dt.date, bool]:
 
 def _state() -> tuple[dict[dt.date, bool], dict[dt.date, bool]]:
     """(overrides, per-date memo) — fresh enough: re-read after ZHIZHI_HOLIDAY_CACHE_SECONDS."""
-    global _overrides, _loaded_at, _days
-    ttl = float(getattr(settings, "ZHIZHI_HOLIDAY_CACHE_SECONDS", 5))
-    with _lock:
-        now = time.monotonic()
-        if _overrides is None or now - _loaded_at > ttl:
-            fresh = _load_overrides()
-            if fresh != _overrides:
-                _days = {}
-            _overrides, _loaded_at = fresh, now
-        return _overrides, _days
+    global _snapshot
+    snap, now = _snapshot, time.monotonic()
+    if snap is None or now - snap[2] > _cfg().ttl:
+        with _lock:
+            snap = _snapshot
+            if snap is None or now - snap[2] > _cfg().ttl:
+                fresh = _load_overrides()
+                memo = snap[1] if snap is not None and snap[0] == fresh else {}
+                snap = _snapshot = (fresh, memo, now)
+    return snap[0], snap[1]
 
 
 def _library_covers(year: int) -> bool:
@@ -227,7 +249,7 @@ def _local(moment: dt.datetime) -> tuple[dt.date, float]:
 
 def _at(day: dt.date, minute: float) -> dt.datetime:
     # Aware + timedelta keeps wall-clock arithmetic in the same zone, which is what a clock time means.
-    return dt.datetime(day.year, day.month, day.day, tzinfo=_tz()) + dt.timedelta(minutes=minute)
+    return dt.datetime.combine(day, _MIDNIGHT, _tz()) + dt.timedelta(minutes=minute)
 
 
 def is_working_time(moment: dt.datetime) -> bool:
