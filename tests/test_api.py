@@ -413,3 +413,30 @@ def test_a_referenced_person_outside_the_area_shows_only_an_id(street: Street) -
     assert {"id": owner.pk, "key": "", "name": ""} in [r["owner"] for r in listed["results"]]
     leader = as_user(street, "leader").get(f"/api/v1/people/houses/{house.pk}/").json()
     assert leader["owner"]["name"] == "外网格业主" and leader["owner"]["key"] == owner.id_number_masked
+
+
+def test_import_over_the_api_reports_every_bad_row_and_writes_nothing(street: Street) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    good = make_id_number("19700101")
+    rows = [
+        "姓名,身份证号,网格编码",
+        f"好人,{good},{street.grids['A1'].code}",
+        f"坏号,{good[:-1]}{'0' if good[-1] != '0' else '1'},{street.grids['A1'].code}",
+        f"无网格,{make_id_number('19710101')},999999999999999",
+    ]
+    upload = SimpleUploadedFile("居民.csv", "\n".join(rows).encode("utf-8-sig"), content_type="text/csv")
+    client = as_user(street, "community_a")
+    response = client.post(f"{PERSONS}import", {"file": upload})
+    assert response.status_code == 400
+    problems = response.json()["errors"]
+    assert {p["row"] for p in problems} == {3, 4}
+    assert all(p["zh"] and p["en"] for p in problems)
+    assert Person.objects.count() == 0
+    not_a_sheet = SimpleUploadedFile("photo.xlsx", b"\x89PNG\r\n\x1a\n" + b"0" * 100)
+    refused = client.post(f"{PERSONS}import", {"file": not_a_sheet})
+    assert refused.status_code == 400 and refused.json()["errors"]
+    fixed = SimpleUploadedFile("居民.csv", "\n".join(rows[:2]).encode("utf-8-sig"), content_type="text/csv")
+    done = client.post(f"{PERSONS}import", {"file": fixed})
+    assert done.status_code == 200 and done.json()["created"] == 1
+    assert Person.objects.get().created_by == street.users["community_a"]
