@@ -14,10 +14,11 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import override_settings
 from openpyxl import Workbook, load_workbook
-from stdnum.cn import ric
+from stdnum.cn import ric, uscc
 
-from tests.factories import Street
+from tests.factories import Street, tag
 from zhizhi import exchange, registry
+from zhizhi.enterprises.models import Executive, TaxRecord
 from zhizhi.models import ChangeLogEntry, ImportJob, ObjectPermission
 from zhizhi.people.models import Person, Residency
 from zhizhi.problems import Forbidden, Invalid
@@ -87,7 +88,26 @@ def test_export_then_import_changes_nothing(street: Street, fmt: str) -> None:
     street.person("b", grid="A2", house="A2-2-201", note="-5 楼下")
     street.person("c", grid="B1", house="B1-1-101")
     admin = street.users["admin"]
-    keys = ["geo.region", "geo.building", "people.house", "people.person", "people.residency"]
+    tag(street.people["a"], "disabled", level="二级", verified_on=dt.date(2024, 3, 1))
+    code = "91330105MA2" + "AB1C2D"
+    enterprise = registry.create(
+        registry.get("enterprises.enterprise"),
+        admin,
+        {
+            "name": "=HYPERLINK(1)",
+            "credit_code": code + uscc.calc_check_digit(code),
+            "legal_representative": "张三",
+            "registered_address": "测试路1号",
+            "house": "B-A1-1-101",
+            "industry": "C",
+            "registered_capital": "100.50",
+        },
+    )
+    TaxRecord.objects.create(enterprise=enterprise, period=dt.date(2024, 1, 1), revenue=12.5, tax_paid=1)
+    Executive.objects.create(
+        enterprise=enterprise, name="李四", position="gm", start_date=dt.date(2020, 5, 1)
+    )
+    keys = list(registry.registries())
     before_log = ChangeLogEntry.objects.count()
     versions = dict(Person.objects.values_list("pk", "version"))
     for key in keys:
@@ -99,6 +119,7 @@ def test_export_then_import_changes_nothing(street: Street, fmt: str) -> None:
     assert ChangeLogEntry.objects.count() == before_log
     assert dict(Person.objects.values_list("pk", "version")) == versions
     assert Person.objects.get(pk=street.people["a"].pk).note == "=cmd|' /C calc'!A0"
+    assert {"enterprises.taxrecord", "orgs.orgunit", "people.caretag"} <= set(keys)
 
 
 def test_export_is_masked_and_scoped(street: Street) -> None:
@@ -429,3 +450,21 @@ def test_commands_import_export_and_fail_with_problems(street: Street, tmp_path)
     assert len(list(load_workbook(target, read_only=True).worksheets[0].iter_rows())) == 5
     with pytest.raises(CommandError):
         call_command("export_registry", "people.person", str(target), "--as", "volunteer")
+
+
+def test_import_command_exits_non_zero_on_problems(street: Street, tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from django.db import connections
+
+    from zhizhi.management.commands.import_registry import Command
+
+    # run_from_argv closes every connection when it ends, which would end the test's transaction.
+    monkeypatch.setattr(connections, "close_all", lambda: None)
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(csv_file([person_row(1, street.grids["A1"].code, 出生日期="1990-02-30")]))
+    argv = ["manage.py", "import_registry", "people.person", str(bad), "--as", "community_a", "--no-progress"]
+    with pytest.raises(SystemExit) as exc:
+        Command().run_from_argv(argv)
+    assert exc.value.code == 1
+    err = capsys.readouterr().err
+    assert "第2行 row 2" in err and "出生日期" in err and "Nothing imported" in err
+    assert Person.objects.count() == 0

@@ -300,6 +300,7 @@ class _Row:
     keys: dict[str, str]  # companion "…标识" values by column name
     cells: dict[str, Any]  # the cell as written, by column name (for problem reports)
     masked: set[str] = field(default_factory=set)
+    blocked: set[str] = field(default_factory=set)  # cells refused before parsing (formulas, masks)
     values: dict[str, Any] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     key: tuple | None = None
@@ -450,6 +451,7 @@ class _Importer:
                         expected_en="a plain value (copy, then paste as values)",
                     )
                 )
+                row.blocked.add(col.name)
                 continue
             if kind == "key":
                 row.keys[col.name] = str(value)
@@ -467,13 +469,14 @@ class _Importer:
             self._unmask(row)
         self._prefetch_refs(rows)
         for row in rows:
-            if row.problems:
-                continue
+            # Rows with a formula or an unusable masked cell are still parsed, so every other problem
+            # of the row is reported too; the missing cell is not reported a second time as "required".
+            skip = row.masked | row.blocked
             values, problems = registry.parse(self.reg, row.raw, cache=self.cache, today=self.today)
-            problems = [p for p in problems if not (p.code == "required" and p.field in row.masked)]
+            problems = [p for p in problems if not (p.code == "required" and p.field in skip)]
             row.values = values
             row.problems.extend(problems)
-            if not problems:
+            if not row.problems:
                 self._natural_key(row)
         existing = self._existing([r for r in rows if r.key is not None and not r.problems])
         in_scope = self._in_scope([obj.pk for obj in existing.values()])
@@ -508,6 +511,8 @@ class _Importer:
                 if row.keys.get(name):
                     row.raw[name] = "#" + row.keys[name]
                 else:
+                    del row.raw[name]
+                    row.blocked.add(name)
                     row.problems.append(self._masked_problem(col, value))
 
     def _masked_problem(self, col: Column, value: str) -> Problem:
@@ -527,9 +532,7 @@ class _Importer:
                 continue
             ref = col.ref
             written = {
-                str(clean_cell(r.raw[col.name])).strip()
-                for r in rows
-                if r.raw.get(col.name) is not None and not r.problems
+                str(clean_cell(r.raw[col.name])).strip() for r in rows if r.raw.get(col.name) is not None
             }
             todo = {w for w in written if (ref.model, w) not in self.cache}
             if not todo:
@@ -686,8 +689,7 @@ class _Importer:
             col = self.reg.column(name)
             if col.kind == "sensitive":
                 text = value or ""
-                digest = _hash_for(self.model, f"{name}_hash", text) if text else ""
-                if creating or digest != getattr(obj, f"{name}_hash"):
+                if creating or _hash_for(self.model, f"{name}_hash", text) != getattr(obj, f"{name}_hash"):
                     obj.set_sensitive(name, text)
                     changed = True
                 continue
@@ -714,14 +716,19 @@ class _Importer:
         try:
             with transaction.atomic():
                 created = [obj for _, obj in self.creates]
+                batch = _batch_size(model)
+                # Chunk by chunk, so the change-log rows of a big file never sit in memory all at once.
                 for start in range(0, len(created), CHUNK):
-                    manager.bulk_create(created[start : start + CHUNK], batch_size=_batch_size(model))
+                    part = created[start : start + CHUNK]
+                    manager.bulk_create(part, batch_size=batch)
+                    ChangeLogEntry.record_many((obj, "import", None, obj.snapshot()) for obj in part)
                 if self.updates:
                     self._write_updates()
-                ChangeLogEntry.record_many(
-                    [(obj, "import", None, obj.snapshot()) for obj in created]
-                    + [(obj, "update", before, obj.snapshot()) for _, obj, before in self.updates]
-                )
+                    for start in range(0, len(self.updates), CHUNK):
+                        ChangeLogEntry.record_many(
+                            (obj, "update", before, obj.snapshot())
+                            for _, obj, before in self.updates[start : start + CHUNK]
+                        )
                 _after_save(self.reg, created, [obj for _, obj, _ in self.updates])
                 self._check_landed()
         except (IntegrityError, DatabaseError) as exc:
