@@ -278,8 +278,12 @@ def test_read_only_role_cannot_edit(client: Client, street: Street, data: dict[s
 
 # --- search, filters, pagination ------------------------------------------------------------------
 def test_search_filter_and_htmx_fragment(client: Client, street: Street, data: dict[str, Any]) -> None:
+    no_phone = street.person("c", grid="B2", name="王无电话")
+    no_phone.set_sensitive("phone", "")
+    no_phone.save()
     login(client, street, "leader")
-    assert "李四" not in client.get("/r/people.person/?q=张").content.decode()
+    by_name = client.get("/r/people.person/?q=张").content.decode()
+    assert "张三" in by_name and "李四" not in by_name and "王无电话" not in by_name
     number = data["other_person"].decrypt_sensitive("id_number")
     found = client.get("/r/people.person/", {"q": number}).content.decode()
     assert "李四" in found and "张三" not in found

@@ -24,6 +24,7 @@ from django.db.models.functions import Substr
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.cache import patch_vary_headers
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
@@ -240,7 +241,7 @@ def _home_context(user: Any) -> dict[str, Any]:
         "care_total": care_total,
         "breakdown": breakdown,
         "breakdown_headers": breakdown_headers,
-        "breakdown_level": children[0].get_level_display() if children else "",
+        "breakdown_level": choice_label(children[0].get_level_display()) if children else "",
         "grid_worker": grid_worker,
         "links": _quick_links(user),
     }
@@ -401,7 +402,10 @@ def _search(reg: Registry, qs: QuerySet, q: str) -> QuerySet:
     # A full ID number or phone finds its person through the keyed hash, never by decrypting.
     for col in reg.columns:
         if col.kind == "sensitive":
-            cond |= Q(**{f"{col.name}_hash": reg.model.hash_for(col.name, q)})  # type: ignore[attr-defined]
+            digest = reg.model.hash_for(col.name, q)  # type: ignore[attr-defined]
+            # An empty value hashes to "", which every row without that value carries.
+            if digest:
+                cond |= Q(**{f"{col.name}_hash": digest})
     return qs.filter(cond)
 
 
@@ -442,8 +446,12 @@ def registry_list(request: HttpRequest, key: str) -> HttpResponse:
         "search_hint": "、".join(col_label(reg.column(n)) for n in reg.search if "__" not in n),
     }
     if is_htmx(request) and request.headers.get("HX-Target") == "results":
-        return render(request, "registry/_table.html", ctx)
-    return render(request, "registry/list.html", ctx)
+        response = render(request, "registry/_table.html", ctx)
+    else:
+        response = render(request, "registry/list.html", ctx)
+    # One URL answers with a fragment or a page: caches must keep them apart.
+    patch_vary_headers(response, ["HX-Request", "HX-Target"])
+    return response
 
 
 def _field_label(reg: Registry, attname: str) -> str:

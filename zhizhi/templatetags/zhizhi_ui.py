@@ -7,6 +7,7 @@ from typing import Any
 from django import template
 from django.apps import apps
 from django.utils.translation import get_language
+from django.utils.translation import gettext as _
 
 from zhizhi.permissions import can
 
@@ -30,3 +31,9 @@ def pick(obj: Any, base: str = "") -> str:
     """The zh or en variant of a bilingual object (a Column, Registry, Problem …) for the active language."""
     english = (get_language() or "").startswith("en")
     return str(getattr(obj, "en" if english else "zh", "") or getattr(obj, "zh", ""))
+
+
+@register.filter
+def tr(value: Any) -> str:
+    """Translate a model's Chinese choice label (e.g. a role) through the English catalogue."""
+    return _(str(value)) if value not in (None, "") else ""
