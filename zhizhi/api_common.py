@@ -627,18 +627,15 @@ def registry_router(reg: Registry, plural: str, url_prefix: str) -> Router:
 
     sensitive: dict[str, Any] = getattr(reg.model, "SENSITIVE", None) or {}
     if sensitive:
-
-        class RevealIn(Schema):
-            field: str = Field(..., description="、".join(sensitive))
-            purpose: str = Field(..., description="查看原因（记录在案）/ why you need it (logged)")
-
-        RevealIn.__name__ = _schema_name(reg, "RevealIn")
-
-        class RevealOut(Schema):
-            field: str
-            value: str
-
-        RevealOut.__name__ = _schema_name(reg, "RevealOut")
+        RevealIn = create_model(
+            _schema_name(reg, "RevealIn"),
+            __base__=StrictInput,
+            field=(str, Field(..., description="、".join(sensitive))),
+            purpose=(str, Field(..., description="查看原因（记录在案）/ why you need it (logged)")),
+        )
+        RevealOut = create_model(
+            _schema_name(reg, "RevealOut"), __base__=Schema, field=(str, ...), value=(str, ...)
+        )
 
         @router.post(
             "/{id}/reveal",
@@ -646,13 +643,14 @@ def registry_router(reg: Registry, plural: str, url_prefix: str) -> Router:
             operation_id=f"{op}_reveal",
             url_name=f"{op}_reveal",
         )
-        def reveal_value(request: HttpRequest, id: int, payload: RevealIn):
+        def reveal_value(request: HttpRequest, id: int, payload: RevealIn):  # type: ignore[valid-type]
             """查看明文 Reveal one protected value after stating a purpose; every reveal is logged."""
             user = request.auth  # type: ignore[attr-defined]
             obj = get_visible(reg, user, id)
+            asked: dict[str, str] = payload.model_dump()  # type: ignore[attr-defined]
             with acting(request):
-                value = reveal(user, obj, payload.field, payload.purpose, request.META.get("REMOTE_ADDR"))
-            return {"field": payload.field, "value": value}
+                value = reveal(user, obj, asked["field"], asked["purpose"], request.META.get("REMOTE_ADDR"))
+            return {"field": asked["field"], "value": value}
 
     return router
 
