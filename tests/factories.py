@@ -31,9 +31,9 @@ def make_id_number(birth: str = "19800101", gender: str = "M", region: str = "33
     """A valid 18-character ID number with a fresh sequence code."""
     from stdnum.cn import ric
 
+    # The three-digit sequence code: its last digit is odd for men and even for women.
     n = next(_seq) % 500
-    seq = f"{n:02d}" + str((n * 2 + (1 if gender == "M" else 0)) % 10)
-    seq = seq[:2] + (str(int(seq[2]) | 1) if gender == "M" else str(int(seq[2]) & ~1))
+    seq = f"{2 * n + (1 if gender == 'M' else 0):03d}"
     body = f"{region}{birth}{seq}"
     return body + ric.calc_check_digit(body + "0")  # stdnum expects a placeholder check digit
 
