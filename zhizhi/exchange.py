@@ -21,7 +21,7 @@ import json
 import math
 import re
 import zipfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any, BinaryIO
@@ -660,7 +660,6 @@ class _Importer:
             obj.area_path = obj.compute_area_path()
             self.creates.append((row.number, obj))
             return
-        before = obj.snapshot()
         changed = self._assign(obj, values, creating=False)
         area = obj.compute_area_path()
         if area != obj.area_path:
@@ -671,7 +670,8 @@ class _Importer:
             return
         obj.updated_by = self.actor
         obj.updated_at = self.now
-        self.updates.append((row.number, obj, before))
+        # The row as read from the database (kept by ZhizhiModel.from_db): only changed rows pay for it.
+        self.updates.append((row.number, obj, obj._loaded_snapshot() or {}))
 
     def _outside_scope(self) -> Problem:
         return _problem(
@@ -817,7 +817,7 @@ def _hash_for(model: type[models.Model], lookup: str, value: str) -> str:
         return ""
 
 
-def _prefetch_houses(keys: Iterable[str]) -> dict[str, Any]:
+def _prefetch_houses(keys: Collection[str]) -> dict[str, Any]:
     """House refs written "<building code>-<unit>-<room>": one query for a chunk of them."""
     from zhizhi.people.models import House
     from zhizhi.people.services import HOUSE_KEY_SEPARATOR
@@ -832,13 +832,13 @@ def _prefetch_houses(keys: Iterable[str]) -> dict[str, Any]:
     out: dict[str, Any] = {key: None for key in keys}
     codes = {code for code, _, _ in wanted}
     for house in House.objects.select_related("building").filter(building__code__in=codes):
-        key = wanted.get((house.building.code, house.unit, house.room))
-        if key is not None:
-            out[key] = house
+        written = wanted.get((house.building.code, house.unit, house.room))
+        if written is not None:
+            out[written] = house
     return out
 
 
-_RESOLVE_PREFETCH: dict[str, Callable[[Iterable[str]], dict[str, Any]]] = {
+_RESOLVE_PREFETCH: dict[str, Callable[[Collection[str]], dict[str, Any]]] = {
     "resolve_house": _prefetch_houses,
 }
 

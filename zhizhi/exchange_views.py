@@ -57,7 +57,7 @@ def index(request: HttpRequest) -> HttpResponse:
 
 def _index(request: HttpRequest, *, error: Invalid | None = None, status: int = 200) -> HttpResponse:
     offered = _offered(request.user)
-    jobs = ImportJob.objects.filter(actor=request.user).defer("data")[:10]
+    jobs = ImportJob.objects.filter(actor_id=request.user.pk).defer("data")[:10]
     return render(
         request,
         "exchange/index.html",
@@ -91,7 +91,10 @@ def upload(request: HttpRequest) -> HttpResponse:
     except Invalid as exc:
         return _index(request, error=exc, status=400)
     job = ImportJob.objects.create(
-        actor=request.user, registry=reg.key, filename=(upload.name or "upload")[:200], data=data
+        actor=request.user,  # type: ignore[misc]  # login_required: always a User here
+        registry=reg.key,
+        filename=(upload.name or "upload")[:200],
+        data=data,
     )
     run_import(job.pk)
     return redirect("exchange:job", pk=job.pk)
@@ -99,7 +102,7 @@ def upload(request: HttpRequest) -> HttpResponse:
 
 def _job(request: HttpRequest, pk: int) -> ImportJob:
     # Only the person who uploaded sees a job (and its problem list, which quotes cell values).
-    return get_object_or_404(ImportJob.objects.defer("data"), pk=pk, actor=request.user)
+    return get_object_or_404(ImportJob.objects.defer("data"), pk=pk, actor_id=request.user.pk)
 
 
 @login_required
