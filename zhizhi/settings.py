@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "zhizhi.people",
     "zhizhi.enterprises",
     "zhizhi.notify",
+    "zhizhi.cases",
 ]
 
 MIDDLEWARE = [
