@@ -8,11 +8,13 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 from django.db import models
-from django.test import Client
 
 from tests.battery.samples import SAMPLES
+from tests.battery.test_registry_api import client_for
 from tests.factories import Street
 from zhizhi.api import api, path_for
 from zhizhi.api_common import INTERNAL_FIELDS, INTERNAL_SUFFIXES
@@ -76,6 +78,11 @@ def test_the_check_catches_a_new_field() -> None:
     assert undeclared_fields(reg) == []
 
 
+@functools.cache
+def openapi() -> dict:
+    return api.get_openapi_schema()
+
+
 def expected_output(col: Column) -> set[str]:
     if col.kind == "sensitive":
         return {f"{col.name}_masked"}
@@ -87,7 +94,7 @@ def expected_output(col: Column) -> set[str]:
 @pytest.mark.parametrize("key", KEYS)
 def test_every_column_is_in_the_output_schema(key: str) -> None:
     reg = registries()[key]
-    schema = api.get_openapi_schema()
+    schema = openapi()
     get_op = schema["paths"][path_for(key) + "{id}/"]["get"]
     ref = get_op["responses"][200]["content"]["application/json"]["schema"]["$ref"]
     props = set(schema["components"]["schemas"][ref.rsplit("/", 1)[-1]]["properties"])
@@ -118,8 +125,7 @@ def test_every_filter_works_in_the_api(street: Street, key: str, name: str) -> N
     reg, sample = registries()[key], SAMPLES[key]
     row = sample.existing(street, "A1")
     sample.existing(street, "B1")
-    client = Client()
-    client.force_login(street.users["leader"])
+    client = client_for(street, "leader")
     value = filter_value(reg, name, row)
     everything = client.get(path_for(key), {"limit": 500}).json()["count"]
     response = client.get(path_for(key), {name: value, "limit": 500})

@@ -34,8 +34,14 @@ def test_every_registry_has_a_sample_and_a_route() -> None:
         assert path_for(key).startswith("/api/v1/")
 
 
+_shared: dict[str, Any] = {}
+
+
 def client_for(street: Street, user: str | None) -> Client:
     client = Client()
+    # One request handler for the whole battery: loading the middleware stack (which scans the
+    # static files) per client would cost more than the tests themselves. Cookies stay per client.
+    client.handler = _shared.setdefault("handler", client.handler)
     if user is not None:
         client.force_login(street.users[user])
     return client
