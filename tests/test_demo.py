@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import phonenumbers
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.test import Client
 from shapely.geometry import Point, shape
 from shapely.ops import unary_union
@@ -173,9 +173,19 @@ def test_loading_writes_the_plan_and_the_errors_are_found_again() -> None:
     for b in Building.objects.select_related("grid"):
         assert geo.grid_for_point(b.lng, b.lat) == b.grid
 
-    # Loading again with --if-empty changes nothing.
+    # Loading again with --if-empty changes nothing; without it, it refuses rather than doubling up.
     call_command("demo_street", if_empty=True, stdout=io.StringIO())
     assert Person.objects.count() == counts["people"]
+    with pytest.raises(CommandError, match="already exists"):
+        call_command("demo_street", stdout=io.StringIO())
+    assert Person.objects.count() == counts["people"]
+
+
+@pytest.mark.django_db
+def test_a_scale_too_small_is_a_command_error() -> None:
+    with pytest.raises(CommandError, match="scale"):
+        call_command("demo_street", scale=0.01, stdout=io.StringIO())
+    assert not Region.objects.exists()
 
 
 @pytest.mark.django_db
