@@ -90,7 +90,6 @@ def case_out(case: Case, user: Any) -> dict[str, Any]:
             "handling_due_at": case.due_at,
             "overdue": case.overdue,
         },
-        "allowed_actions": services.allowed_now(user, case),
     }
 
 
@@ -123,6 +122,8 @@ def photo_out(photo: CasePhoto) -> dict[str, Any]:
 
 def detail(case: Case, user: Any) -> dict[str, Any]:
     out = case_out(case, user)
+    # Only on the detail: it costs a few queries per case (relations to the caller).
+    out["allowed_actions"] = services.allowed_now(user, case)
     out["timeline"] = [event_out(e) for e in case.events.select_related("actor").order_by("at", "id")]
     out["tasks"] = [
         {
