@@ -33,6 +33,9 @@ def test_unknown_grid_waits_in_the_queue(loop: CaseMaker) -> None:
     assert case.status == "registered" and case.unit is None and case.suggested_unit is None
     outside = loop.new(category="0102", at=(120.2, 30.4))  # in China, in no grid
     assert outside.status == "registered" and outside.grid is None
+    dispatched = loop.new(category="0102", at=A1)
+    queue = list(services.dispatcher_queue(loop.user("dispatcher")))
+    assert case in queue and dispatched not in queue
 
 
 def test_uncertain_category_waits_with_a_suggested_unit(loop: CaseMaker) -> None:

@@ -131,6 +131,23 @@ def get_case(user: Any, case_id: int) -> Case:
     return case
 
 
+QUEUE_STATUSES = ("reported", "registered", "returned")
+
+
+def dispatcher_queue(user: Any) -> QuerySet[Case]:
+    """The dispatcher's queue: reports to register, cases to dispatch, returns to rule on."""
+    return cases_visible_to(user).filter(status__in=QUEUE_STATUSES).order_by("-urgent", "reported_at", "id")
+
+
+def overdue_board(user: Any) -> QuerySet[Case]:
+    """Open cases that are yellow or red, the most overdue first."""
+    return (
+        cases_visible_to(user)
+        .filter(status__in=transitions.OPEN, sla_level__in=("yellow", "red"))
+        .order_by("stage_due_at", "id")
+    )
+
+
 def supervisor_unit_ids(unit: OrgUnit | None) -> list[int]:
     """The units whose staff supervise `unit`: itself, its parent, and for a grid the community
     unit serving the grid's community."""
