@@ -153,7 +153,8 @@ post_save.connect(invalidate, sender="cases.HolidayOverride", dispatch_uid="work
 post_delete.connect(invalidate, sender="cases.HolidayOverride", dispatch_uid="worktime-override-delete")
 
 
-def _load_overrides() -> dict[dt.date, bool]:
+def _load_overrides() -> dict[dt.date, bool] | None:
+    """The whole table (a few dozen rows a year), or None when it cannot be read."""
     global _warned
     from django.db import transaction
 
@@ -167,7 +168,7 @@ def _load_overrides() -> dict[dt.date, bool]:
         if not _warned:
             logger.warning("holiday table unreadable, using chinese_calendar only: %s", exc)
             _warned = True
-        return {}
+        return None
 
 
 def _state() -> tuple[dict[dt.date, bool], dict[dt.date, bool]]:
@@ -179,6 +180,8 @@ def _state() -> tuple[dict[dt.date, bool], dict[dt.date, bool]]:
             snap = _snapshot
             if snap is None or now - snap[2] > _cfg().ttl:
                 fresh = _load_overrides()
+                if fresh is None:  # keep the last good table through a database hiccup
+                    fresh = snap[0] if snap is not None else {}
                 memo = snap[1] if snap is not None and snap[0] == fresh else {}
                 snap = _snapshot = (fresh, memo, now)
     return snap[0], snap[1]
