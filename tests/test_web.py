@@ -76,6 +76,7 @@ def test_login_page_and_login_logout(client: Client, street: Street) -> None:
     ok = client.post("/accounts/login/", {"username": "leader", "password": PASSWORD})
     assert ok.status_code == 302 and ok["Location"] == "/"
     assert client.get("/").status_code == 200
+    assert client.get("/accounts/logout/").status_code == 302 and client.get("/").status_code == 200
     client.post("/accounts/logout/")
     assert client.get("/").status_code == 302
 
@@ -562,3 +563,25 @@ def test_admin_is_scoped_and_never_shows_ciphertext(
     assert "张三" in listing and "李四" not in listing
     assert client.get(f"/admin/people/person/{data['other_person'].pk}/change/").status_code in (302, 404)
     assert OrgUnit.objects.count() and Region.objects.count() and CareTag.objects.count()
+
+
+def test_grid_boundary_edit_rejects_overlap_and_self_intersection(client: Client, street: Street) -> None:
+    from tests.factories import square
+
+    grid = street.grids["A2"]
+    login(client, street, "community_a")
+    url = f"/r/geo.region/{grid.pk}/edit/"
+    overlap = json.dumps(square(120.103, 30.300, 120.110, 30.310))
+    response = client.post(url, {"version": grid.version, "boundary": overlap})
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert 'data-field="boundary"' in body and "A1网格" in body and "overlaps" in body
+    bow_tie = {
+        "type": "Polygon",
+        "coordinates": [
+            [[120.105, 30.30], [120.11, 30.31], [120.11, 30.30], [120.105, 30.31], [120.105, 30.30]]
+        ],
+    }
+    response = client.post(url, {"version": grid.version, "boundary": json.dumps(bow_tie)})
+    assert response.status_code == 400 and 'data-field="boundary"' in response.content.decode()
+    assert Region.objects.get(pk=grid.pk).boundary == grid.boundary

@@ -139,6 +139,9 @@ class LoginView(auth_views.LoginView):
 
 
 def logout_view(request: HttpRequest) -> HttpResponse:
+    # Only a POST (with its CSRF token) logs out, so a link on another site cannot.
+    if request.method != "POST":
+        return redirect("home")
     logout(request)
     return redirect("login")
 
@@ -361,8 +364,10 @@ def _apply_filters(
                             raise ValueError(value)
                         qs = qs.filter(**{f"{name}_id": int(value)})
                 else:
+                    assert col.ref is not None
                     ff.widget = "text"
-                    ff.placeholder = col_label(col)
+                    # Too many to list: the user types the natural key, e.g. 楼幢编码-单元-房号.
+                    ff.placeholder = col.en if english() else (col.ref.label_zh or col.zh)
                     if value:
                         target = registry.parse_value(reg, col, value)
                         qs = qs.filter(**{name: target})
