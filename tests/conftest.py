@@ -13,12 +13,21 @@ def street(db) -> Street:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(autouse=True)
-def _fresh_spatial_index():  # type: ignore[no-untyped-def]
+def _fresh_caches():  # type: ignore[no-untyped-def]
+    """Per-process caches (grid index, holiday table) must not outlive a rolled-back test."""
     from zhizhi.geo import spatial
 
-    spatial.invalidate()
+    def clear() -> None:
+        spatial.invalidate()
+        try:
+            from zhizhi.cases import worktime
+        except ImportError:
+            return
+        worktime.invalidate()
+
+    clear()
     yield
-    spatial.invalidate()
+    clear()
 
 
 def pytest_sessionstart(session) -> None:  # type: ignore[no-untyped-def]
