@@ -416,7 +416,9 @@ def test_api_register_get_act_and_409(loop: CaseMaker) -> None:
     assert r.status_code == 200  # the same request again: the same answer, no second event
     r = g.post(url + "sign", {}, content_type="application/json")
     assert r.status_code == 409
-    assert "finish" in r.json()["allowed_actions"] and r.json()["errors"][0]["code"] == "illegal_action"
+    assert r.json()["errors"][0]["code"] == "illegal_action"
+    # docs/cases.md shows this answer.
+    assert r.json()["allowed_actions"] == ["return", "arrive", "followup", "request_extension", "finish"]
 
     r = g.post(f"/api/v1/cases/{case_id}/photos", {"file": _upload("a.txt", b"hello")})
     assert r.status_code == 400 and r.json()["errors"][0]["code"] == "photo_type"
@@ -457,6 +459,27 @@ def test_api_token_auth(loop: CaseMaker) -> None:
     assert r.status_code == 201
     assert r.json()["status"] == "registered" and r.json()["suggested_unit"]["key"] == "G-A1"
     assert Client().get("/api/v1/cases/").status_code == 401
+
+
+def test_api_resident_reports_and_rates_by_link(loop: CaseMaker) -> None:
+    r = client_for(loop, "resident").post(
+        "/api/v1/cases/",
+        {"title": "楼道灯坏了", "lng": A1[0], "lat": A1[1], "channel": "web"},
+        content_type="application/json",
+    )
+    assert r.status_code == 201 and r.json()["status"] == "reported"
+    case = loop.at("closed")
+    anonymous = Client()
+    assert anonymous.get("/api/v1/cases/rate/not-a-real-token-at-all").status_code == 404
+    page = anonymous.get(f"/api/v1/cases/rate/{case.rate_token}").json()
+    assert page["can_rate"] is True and page["number"] == case.number
+    url = f"/api/v1/cases/rate/{case.rate_token}"
+    r = anonymous.post(url, {"satisfaction": "满意", "note": "很快"}, content_type="application/json")
+    assert r.status_code == 200 and r.json()["status"] == "visited"
+    r = anonymous.post(url, {"satisfaction": "不满意"}, content_type="application/json")
+    assert r.status_code == 409
+    event = CaseEvent.objects.get(case=case, action="visit")
+    assert event.actor is None and event.data["by"] == "reporter"
 
 
 def _upload(name: str, data: bytes) -> Any:

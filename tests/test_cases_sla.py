@@ -165,3 +165,20 @@ def test_the_periodic_task_runs_the_sweep(loop: CaseMaker) -> None:
     assert result["yellow"] == 1
     case.refresh_from_db()
     assert case.sla_level == "yellow"
+
+
+def test_escalation_stops_at_the_district(loop: CaseMaker, settings: object) -> None:
+    settings.ZHIZHI_ESCALATION_GRACE_MINUTES = 10  # type: ignore[attr-defined]
+    with clock.frozen_at(MONDAY_9):
+        case = loop.new(category="0102")
+    sweep_at(at(11, 1))  # red; first escalation at 11:10
+    levels = []
+    for minute in (11, 21, 31, 41, 51):
+        sweep_at(at(11, minute))
+        case.refresh_from_db()
+        levels.append(case.escalation_level)
+    assert levels == [1, 2, 3, 3, 3]
+    assert case.escalate_at is None
+    leader = loop.user("leader")
+    assert any(s.startswith("升级至区") for s in messages(case, user=leader))
+    assert CaseEvent.objects.filter(case=case, action="escalate").count() == 3

@@ -214,7 +214,9 @@ def create_case(request: HttpRequest, payload: CaseIn) -> Any:
     raw = payload.model_dump()
     raw["register"] = raw.pop("register_now")
     if getattr(user, "role", "") == "resident":
+        # A resident's report waits for a dispatcher to register it (受理 → 立案).
         raw["reporter_user"] = user
+        raw["register"] = False
     with acting(request):
         case = services.register_case(user, **raw)
     return Status(201, detail(_load(user, case.pk), user))
@@ -341,3 +343,35 @@ def upload_photo(request: HttpRequest, case_id: int, file: File[UploadedFile]) -
     with acting(request):
         photo = services.add_photo(user, case_id, name=file.name or "", data=data)
     return Status(201, photo_out(photo))
+
+
+class RateIn(StrictInput):
+    satisfaction: str = Field(..., description="满意/基本满意/不满意")
+    note: str = Field("", max_length=500)
+
+
+@router.get("/rate/{token}", auth=None, response=OK, operation_id="cases_rate_get")
+def rate_get(request: HttpRequest, token: str) -> dict[str, Any]:
+    """回访评价（居民，凭短信链接）The reporter's view of the case to rate, by the link's token."""
+    case = services.case_for_rating(token)
+    return {
+        "number": case.number,
+        "title": case.title,
+        "status": case.status,
+        "result": case.result,
+        "finished_at": case.finished_at,
+        "can_rate": case.status == "closed",
+    }
+
+
+@router.post("/rate/{token}", auth=None, response={**OK, 409: IllegalActionOut}, operation_id="cases_rate")
+def rate(request: HttpRequest, token: str, payload: RateIn) -> Any:
+    """提交评价 The reporter rates the result (once: a second rating answers 409)."""
+    case = services.case_for_rating(token)
+    try:
+        case = services.visit_case(
+            None, case.pk, satisfaction=payload.satisfaction, note=payload.note, rate_token=token
+        )
+    except services.IllegalAction as exc:
+        return Status(409, problem_body(exc.problem, allowed_actions=[], status=exc.status))
+    return {"number": case.number, "status": case.status, "satisfaction": case.satisfaction}

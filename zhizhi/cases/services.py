@@ -148,6 +148,14 @@ def overdue_board(user: Any) -> QuerySet[Case]:
     )
 
 
+def case_for_rating(token: str) -> Case:
+    """The case behind a rating link (the token is a 24-character secret; unknown → 404)."""
+    case = Case.objects.filter(rate_token=token).first() if len(token or "") >= 16 else None
+    if case is None:
+        raise NotFound()
+    return case
+
+
 def supervisor_unit_ids(unit: OrgUnit | None) -> list[int]:
     """The units whose staff supervise `unit`: itself, its parent, and for a grid the community
     unit serving the grid's community."""
