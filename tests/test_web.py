@@ -585,3 +585,22 @@ def test_grid_boundary_edit_rejects_overlap_and_self_intersection(client: Client
     response = client.post(url, {"version": grid.version, "boundary": json.dumps(bow_tie)})
     assert response.status_code == 400 and 'data-field="boundary"' in response.content.decode()
     assert Region.objects.get(pk=grid.pk).boundary == grid.boundary
+
+
+@pytest.mark.parametrize("key", ["people.residency", "people.caretag", "people.person"])
+def test_list_query_count_does_not_grow_with_rows(client: Client, street: Street, key: str) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    login(client, street, "leader")
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            assert client.get(f"/r/{key}/").status_code == 200
+        return len(ctx.captured_queries)
+
+    tag(street.person("q0", grid="A1", house="A1-1-101"), "veteran")
+    few = queries()
+    for i in range(1, 8):
+        tag(street.person(f"q{i}", grid="A2", house="A2-2-201"), "veteran")
+    assert queries() == few

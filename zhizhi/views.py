@@ -328,7 +328,9 @@ def _ref_options(reg: Registry, col: Column, user: Any, base: QuerySet) -> Query
     """Targets actually referenced by rows the user can see, or None when too many for a menu."""
     assert col.ref is not None
     target = col.ref.model
-    qs = target._default_manager.filter(pk__in=base.values(f"{col.name}_id"))
+    qs = target._default_manager.filter(pk__in=base.values(f"{col.name}_id")).select_related(
+        *_required_fks(target)
+    )
     if hasattr(qs, "visible_to"):
         qs = qs.visible_to(user)
     if qs.count() > MAX_SELECT_OPTIONS:
@@ -419,6 +421,24 @@ def _list_columns(reg: Registry) -> list[Column]:
     return [reg.column(n) for n in names]
 
 
+def _required_fks(model: Any) -> list[str]:
+    """A model's non-null foreign keys: what its str() may need (a house's name needs its building)."""
+    return [
+        f.name
+        for f in model._meta.concrete_fields
+        if f.is_relation and not f.null and f.related_model is not model and f.name not in ("content_type",)
+    ]
+
+
+def _related_paths(reg: Registry, refs: list[str]) -> list[str]:
+    """The refs shown in a list, plus their own required FKs, so a page of rows is one query."""
+    paths = list(refs)
+    for name in refs:
+        target = reg.model._meta.get_field(name).related_model
+        paths += [f"{name}__{fk}" for fk in _required_fks(target)]
+    return paths
+
+
 @login_required
 def registry_list(request: HttpRequest, key: str) -> HttpResponse:
     reg = get_registry(key)
@@ -432,7 +452,7 @@ def registry_list(request: HttpRequest, key: str) -> HttpResponse:
     qs = _search(reg, base, q)
     qs, filters = _apply_filters(reg, request, qs, base)
     if refs:
-        qs = qs.select_related(*refs)
+        qs = qs.select_related(*_related_paths(reg, refs))
     page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
     rows = [{"obj": o, "url": object_url(o), "cells": [cell(c, o) for c in columns]} for o in page]
     params = request.GET.copy()
