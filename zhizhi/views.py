@@ -517,6 +517,8 @@ def registry_detail(request: HttpRequest, key: str, pk: int) -> HttpResponse:
     obj = get_visible(reg, user, pk)
     fields = [{"label": col_label(c), "cell": cell(c, obj)} for c in reg.columns if c.kind != "json"]
     ct = ContentType.objects.get_for_model(reg.model)
+    # The history of a record the user may see is part of that record: it holds the same fields,
+    # protected ones only as masks, so it is shown without a separate grant on the change log.
     log = ChangeLogEntry.objects.filter(content_type=ct, object_id=str(obj.pk)).select_related("actor")[:50]
     ctx = {
         "reg": reg,
