@@ -182,3 +182,17 @@ def test_escalation_stops_at_the_district(loop: CaseMaker, settings: object) -> 
     leader = loop.user("leader")
     assert any(s.startswith("升级至区") for s in messages(case, user=leader))
     assert CaseEvent.objects.filter(case=case, action="escalate").count() == 3
+
+
+def test_editing_the_list_does_not_move_deadlines_under_way(loop: CaseMaker) -> None:
+    from zhizhi.cases.models import Category
+
+    with clock.frozen_at(MONDAY_9):
+        case = loop.new(category="0102")
+    Category.objects.filter(code="0102").update(sign_limit=[8, "work_hours"])
+    with clock.frozen_at(at(9, 30)):
+        case = services.urge_case(loop.user("dispatcher"), case.pk, note="请尽快签收")
+    assert case.stage_due_at == at(11)
+    with clock.frozen_at(MONDAY_9):
+        fresh = loop.new(category="0102")
+    assert fresh.stage_due_at == worktime.add(MONDAY_9, 8, "work_hours")

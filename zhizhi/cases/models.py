@@ -240,6 +240,9 @@ class Case(SensitiveMixin, ZhizhiModel):
     # SLA of the current stage only. Every limit counts from `sla_start_at` (dispatch, or the
     # moment of a rework), shifted by the time spent deferred.
     sla_start_at = models.DateTimeField("时限起算", null=True, blank=True)
+    # The category's limits as they were at dispatch ({stage: [amount, unit]}), so a later edit of
+    # the responsibility list does not move the deadlines of cases already under way.
+    limits = models.JSONField("时限快照", default=dict, blank=True)
     stage = models.CharField("当前时限环节", max_length=16, blank=True, default="")
     stage_started_at = models.DateTimeField(null=True, blank=True)
     stage_warn_at = models.DateTimeField("预警时间", null=True, blank=True)

@@ -599,6 +599,7 @@ def _dispatch_locked(
     case.status = row.targets[0]
     case.dispatched_at = now
     case.sla_start_at = now
+    case.limits = sla.limits_for(case.category)
     case.paused_seconds = 0
     case.signed_at = case.onsite_at = case.reinforced_at = case.followed_up_at = None
     case.return_reason = ""

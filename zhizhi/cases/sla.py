@@ -48,10 +48,20 @@ def grace() -> dt.timedelta:
     return dt.timedelta(minutes=float(getattr(settings, "ZHIZHI_ESCALATION_GRACE_MINUTES", 30)))
 
 
+def limits_for(category: Any) -> dict[str, list[Any]]:
+    """The category's stage limits, for the case's snapshot taken at dispatch."""
+    if category is None:
+        return {}
+    return {stage: raw for stage in STAGES if (raw := getattr(category, f"{stage}_limit", None))}
+
+
 def limit_of(case: Case, stage: str) -> tuple[float, str] | None:
-    if case.category_id is None:
+    if case.limits:
+        raw = case.limits.get(stage)
+    elif case.category_id is not None:
+        raw = getattr(case.category, f"{stage}_limit", None)
+    else:
         return None
-    raw = getattr(case.category, f"{stage}_limit", None)
     if not raw:
         return None
     amount, unit = raw
