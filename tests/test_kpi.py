@@ -18,7 +18,7 @@ NOV = kpi.Period.month(2026, 11)
 
 
 def t(month: int, day: int, hour: float = 9) -> dt.datetime:
-    h, m = int(hour), int(round((hour % 1) * 60))
+    h, m = int(hour), round((hour % 1) * 60)
     return dt.datetime(2026, month, day, h, m, tzinfo=timezone.get_current_timezone())
 
 

@@ -71,7 +71,14 @@ COLUMNS: list[tuple[str, str, str]] = [
     ("avg_hours", "平均处置时长(小时)", "Average handling (h)"),
     ("p90_hours", "P90处置时长(小时)", "P90 handling (h)"),
 ]
-RATES = {"close_rate", "on_time_rate", "rework_rate", "extension_rate", "sign_on_time_rate", "satisfaction_rate"}
+RATES = {
+    "close_rate",
+    "on_time_rate",
+    "rework_rate",
+    "extension_rate",
+    "sign_on_time_rate",
+    "satisfaction_rate",
+}
 # What a breakdown groups by: a column of Case.
 DIMENSIONS = {"unit": "unit", "grid": "grid", "person": "assignee", "category": "category"}
 
@@ -237,12 +244,12 @@ def breakdown(cases: QuerySet[Case], period: Period, by: str | None = None) -> l
         key_expr = F(f"{DIMENSIONS[by]}_id")
     aggregates = _aggregates(period)
     if key_expr is None:
-        grouped = [{"k": None, **qs.aggregate(**aggregates)}]
+        grouped: list[dict[str, Any]] = [{"k": None, **qs.aggregate(**aggregates)}]
         times = qs.filter(_within("finished_at", period), dispatched_at__isnull=False)
         durations = times.annotate(d=_handling_time()).order_by("d").values_list("d", flat=True)
         by_key: dict[Any, list[float]] = {None: [h for h in (_hours(d) for d in durations) if h is not None]}
     else:
-        grouped = list(qs.annotate(k=key_expr).values("k").annotate(**aggregates).order_by("k"))
+        grouped = [dict(g) for g in qs.annotate(k=key_expr).values("k").annotate(**aggregates).order_by("k")]
         times = qs.filter(_within("finished_at", period), dispatched_at__isnull=False)
         by_key = defaultdict(list)
         for key, d in times.annotate(k=key_expr, d=_handling_time()).order_by("k", "d").values_list("k", "d"):
@@ -291,7 +298,9 @@ def workload(cases: QuerySet[Case], period: Period) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: (-r["events"], r["actor_id"]))
 
 
-def label_rows(rows: Iterable[KpiRow], labels: dict[Any, str], none_label: str = "（未指定）") -> list[KpiRow]:
+def label_rows(
+    rows: Iterable[KpiRow], labels: dict[Any, str], none_label: str = "（未指定）"
+) -> list[KpiRow]:
     out = list(rows)
     for row in out:
         row.label = labels.get(row.key, none_label if row.key in (None, "") else str(row.key))
