@@ -313,6 +313,17 @@ def test_reporter_sms_on_register_finish_and_visit_invitation(loop: CaseMaker) -
     assert OutboxMessage.objects.filter(cause=f"cases.case:{case.pk}", channel="inbox", user=g).exists()
 
 
+def test_reporter_phone_is_revealed_only_with_a_logged_purpose(loop: CaseMaker) -> None:
+    from zhizhi.models import RevealLog
+    from zhizhi.permissions import reveal
+
+    case = loop.new(reporter_phone="13812345678")
+    assert reveal(loop.user("dispatcher"), case, "reporter_phone", purpose="回访联系反映人") == "13812345678"
+    assert RevealLog.objects.filter(actor=loop.user("dispatcher"), field="reporter_phone").count() == 1
+    with pytest.raises(Forbidden):
+        reveal(loop.user("grid_a1"), case, "reporter_phone", purpose="想看看")
+
+
 def test_outbox_rows_roll_back_with_the_action(loop: CaseMaker) -> None:
     case = loop.at("dispatched")
     before = OutboxMessage.objects.count()

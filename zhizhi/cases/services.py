@@ -60,7 +60,7 @@ CASE_PERMISSIONS: list[dict[str, Any]] = [
         "name": "案件：领导与坐席辖区案件",
         "roles": ["street_leader", "dispatcher"],
         "object_types": ["cases.case"],
-        "actions": ["view", "add", "change", "export"],
+        "actions": ["view", "add", "change", "export", "reveal"],
         "constraints": IN_SCOPE,
     },
     {
