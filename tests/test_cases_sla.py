@@ -196,3 +196,25 @@ def test_editing_the_list_does_not_move_deadlines_under_way(loop: CaseMaker) -> 
     with clock.frozen_at(MONDAY_9):
         fresh = loop.new(category="0102")
     assert fresh.stage_due_at == worktime.add(MONDAY_9, 8, "work_hours")
+
+
+def test_sweep_queries_can_use_their_indexes(loop: CaseMaker) -> None:
+    """The sweep's range queries are answerable from an index (partial, or (status, deadline))."""
+    now = clock.now()
+    queries = [
+        Case.objects.filter(
+            sla_level="green", status__in=sla.OPEN, stage_warn_at__lte=now, stage_due_at__gt=now
+        ),
+        Case.objects.filter(status__in=sla.OPEN, stage_due_at__lte=now, sla_level__in=("green", "yellow")),
+    ]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET enable_seqscan = off")
+        for qs in queries:
+            sql, params = qs.values("pk").query.sql_with_params()
+            prefix = "EXPLAIN QUERY PLAN " if connection.vendor == "sqlite" else "EXPLAIN "
+            cursor.execute(prefix + sql, params)
+            plan = " ".join(str(row) for row in cursor.fetchall())
+            assert "case_sweep" in plan or "case_status_" in plan, plan
+        if connection.vendor == "postgresql":
+            cursor.execute("SET enable_seqscan = on")

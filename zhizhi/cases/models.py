@@ -16,6 +16,9 @@ from django.db.models import Q
 from zhizhi import clock
 from zhizhi.models import PHONE, SensitiveMixin, ZhizhiModel
 
+# The statuses whose deadlines run (transitions.OPEN; repeated here because transitions imports
+# nothing from models and the partial indexes below must name them literally).
+SWEPT = ("dispatched", "handling", "extension_pending")
 TIME_UNITS = [("work_hours", "工作小时"), ("work_days", "工作日"), ("calendar_minutes", "自然分钟")]
 
 
@@ -267,6 +270,18 @@ class Case(SensitiveMixin, ZhizhiModel):
             models.Index(fields=["status", "stage_due_at"], name="case_status_due"),
             models.Index(fields=["status", "stage_warn_at"], name="case_status_warn"),
             models.Index(fields=["escalate_at"], name="case_escalate_at"),
+            # What the sweep looks for is only the cases not yet coloured: partial indexes keep
+            # its range scans short even when many cases have long been red.
+            models.Index(
+                fields=["stage_warn_at"],
+                condition=Q(sla_level="green", status__in=SWEPT),
+                name="case_sweep_warn",
+            ),
+            models.Index(
+                fields=["stage_due_at"],
+                condition=Q(sla_level__in=("green", "yellow"), status__in=SWEPT),
+                name="case_sweep_due",
+            ),
             models.Index(fields=["unit", "status"], name="case_unit_status"),
             models.Index(fields=["assignee", "status"], name="case_assignee_status"),
         ]

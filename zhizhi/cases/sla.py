@@ -28,8 +28,10 @@ from django.db import transaction
 
 from zhizhi import clock
 from zhizhi.cases import worktime
-from zhizhi.cases.models import Case
+from zhizhi.cases.models import SWEPT, Case
 from zhizhi.cases.transitions import OPEN
+
+assert set(SWEPT) == set(OPEN), "the sweep's partial indexes must cover the open statuses"
 
 STAGES = ("sign", "onsite", "reinforce", "followup", "handle")
 DONE_COLUMN = {
@@ -149,7 +151,7 @@ def sweep(limit: int = 5000) -> dict[str, int]:
     now = clock.now()
     counts = {"yellow": 0, "red": 0, "escalated": 0}
     yellow_ids = list(
-        Case.objects.filter(status__in=OPEN, stage_warn_at__lte=now, stage_due_at__gt=now, sla_level="green")
+        Case.objects.filter(sla_level="green", status__in=OPEN, stage_warn_at__lte=now, stage_due_at__gt=now)
         .order_by("stage_warn_at")
         .values_list("pk", flat=True)[:limit]
     )
