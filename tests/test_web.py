@@ -347,8 +347,24 @@ def test_detail_change_log_shows_before_and_after(
     person = data["people.person"]
     login(client, street, "community_a")
     client.post(f"/r/people.person/{person.pk}/edit/", {"version": person.version, "note": "腿脚不便"})
-    body = client.get(f"/r/people.person/{person.pk}/").content.decode()
+    client.post(f"/r/people.person/{person.pk}/edit/", {"version": person.version + 1, "status": "moved_out"})
+    client.post(
+        f"/r/people.person/{person.pk}/edit/",
+        {"version": person.version + 2, "grid": street.grids["A2"].code},
+    )
+    response = client.get(f"/r/people.person/{person.pk}/")
+    body = response.content.decode()
     assert "修改" in body and "备注" in body and "腿脚不便" in body
+    diffs = [d for row in response.context["log"] for d in row["diff"]]
+    assert {"field": "状态", "before": "在册", "after": "迁出"} in diffs  # labels, not codes
+    assert {"field": "网格编码", "before": "A1网格", "after": "A2网格"} in diffs  # names, not ids
+    # a reference the reader may not see stays an id: A1's house owned by B1's 李四
+    house = street.houses["A1-1-101"]
+    house.owner = data["other_person"]
+    house.save()
+    login(client, street, "grid_a1")
+    owner = [d for row in client.get(f"/r/people.house/{house.pk}/").context["log"] for d in row["diff"]]
+    assert {"field": "产权人身份证号", "before": "", "after": f"#{data['other_person'].pk}"} in owner
 
 
 # --- conflicts ------------------------------------------------------------------------------------

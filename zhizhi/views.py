@@ -490,23 +490,67 @@ def _field_label(reg: Registry, attname: str) -> str:
         return attname
 
 
-def change_log_rows(reg: Registry | None, entries: Any) -> list[dict[str, Any]]:
-    rows = []
+SKIPPED_LOG_KEYS = ("id", "area_path", "path", "center_lng", "center_lat")
+
+
+def _log_field(model: Any, attname: str) -> Any:
+    if model is None:
+        return None
+    try:
+        return model._meta.get_field(attname.removesuffix("_id") if attname.endswith("_id") else attname)
+    except Exception:  # a key the model no longer has is shown as written
+        return None
+
+
+def change_log_rows(user: Any, entries: Any) -> list[dict[str, Any]]:
+    """Change-log entries as rows of (field, before, after) in the words of the page: labels for
+    codes, names for references (only names the user may see; others stay as #id)."""
+    entries = list(entries)
+    parsed = []
+    wanted: dict[Any, set[Any]] = {}
     for e in entries:
-        before = e.before or {}
-        after = e.after or {}
-        keys = [k for k in after if before.get(k) != after.get(k) and k not in ("area_path", "path")]
+        model = e.content_type.model_class()
+        reg = registry_for_model(model) if model else None
+        before, after = e.before or {}, e.after or {}
+        keys = [k for k in after if before.get(k) != after.get(k) and k not in SKIPPED_LOG_KEYS]
         if e.action == "update":
             keys = [k for k in keys if k in before]
+        for k in keys:
+            f = _log_field(model, k)
+            if f is not None and f.is_relation and k.endswith("_id"):
+                ids = wanted.setdefault(f.related_model, set())
+                ids.update(v for v in (before.get(k), after.get(k)) if v is not None)
+        parsed.append((e, model, reg, before, after, keys))
+    names: dict[tuple[Any, Any], str] = {}
+    for target, ids in wanted.items():
+        qs = target._default_manager.filter(pk__in=ids)
+        if hasattr(qs, "visible_to"):
+            qs = qs.visible_to(user)
+        names.update({(target, o.pk): str(o) for o in qs})
+
+    def show(model: Any, k: str, value: Any) -> str:
+        if value is None or value == "":
+            return ""
+        f = _log_field(model, k)
+        if f is not None and f.is_relation and k.endswith("_id"):
+            return names.get((f.related_model, value), f"#{value}")
+        if f is not None and getattr(f, "choices", None):
+            return choice_label(dict(f.choices).get(value, value))
+        if isinstance(value, bool):
+            return _("是") if value else _("否")
+        return str(value)
+
+    rows = []
+    for e, model, reg, before, after, keys in parsed:
         diff = [
             {
                 "field": _field_label(reg, k) if reg else k,
-                "before": "" if before.get(k) is None else before.get(k),
-                "after": "" if after.get(k) is None else after.get(k),
+                "before": show(model, k, before.get(k)),
+                "after": show(model, k, after.get(k)),
             }
             for k in keys
         ]
-        rows.append({"e": e, "action": choice_label(e.get_action_display()), "diff": diff})
+        rows.append({"e": e, "reg": reg, "action": choice_label(e.get_action_display()), "diff": diff})
     return rows
 
 
@@ -519,14 +563,16 @@ def registry_detail(request: HttpRequest, key: str, pk: int) -> HttpResponse:
     ct = ContentType.objects.get_for_model(reg.model)
     # The history of a record the user may see is part of that record: it holds the same fields,
     # protected ones only as masks, so it is shown without a separate grant on the change log.
-    log = ChangeLogEntry.objects.filter(content_type=ct, object_id=str(obj.pk)).select_related("actor")[:50]
+    log = ChangeLogEntry.objects.filter(content_type=ct, object_id=str(obj.pk)).select_related(
+        "actor", "content_type"
+    )[:50]
     ctx = {
         "reg": reg,
         "title": f"{reg_label(reg)}：{obj}",
         "obj": obj,
         "fields": fields,
         "sections": related_sections(reg, obj, user),
-        "log": change_log_rows(reg, log),
+        "log": change_log_rows(user, log),
         "can_change": visible(reg.model, user, "change").filter(pk=obj.pk).exists(),
         "can_reveal": can(user, "reveal", reg.model),
         "list_url": reverse("registry_list", args=[key]),
@@ -1071,14 +1117,11 @@ def change_log(request: HttpRequest) -> HttpResponse:
         qs = qs.filter(content_type=ContentType.objects.get_for_model(regs[model_key].model))
     qs, filt = _log_filters(request, qs)
     page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
-    rows = []
-    for e in page:
-        model = e.content_type.model_class()
-        reg = registry_for_model(model) if model else None
-        row = change_log_rows(reg, [e])[0]
+    rows = change_log_rows(user, page)
+    for row in rows:
+        reg, e = row["reg"], row["e"]
         row["what"] = reg_label(reg) if reg else e.content_type.model
         row["url"] = log_object_url(reg, e.object_id)
-        rows.append(row)
     params = request.GET.copy()
     params.pop("page", None)
     ctx = {
