@@ -500,6 +500,8 @@ def test_community_home_breaks_down_by_grid(client: Client, street: Street, data
     login(client, street, "community_a")
     ctx = client.get("/").context
     assert [r["region"].name for r in ctx["breakdown"]] == ["A1网格", "A2网格"]
+    login(client, street, "admin")  # a superuser serves no region: the street's communities
+    assert [r["region"].name for r in client.get("/").context["breakdown"]] == ["A社区", "B社区"]
 
 
 # --- map ------------------------------------------------------------------------------------------

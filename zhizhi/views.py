@@ -203,6 +203,8 @@ def _home_context(user: Any) -> dict[str, Any]:
     breakdown: list[dict[str, Any]] = []
     paths = scope_paths(user) if user.is_authenticated else []
     own = Region.objects.filter(path__in=paths)
+    if not paths and user.is_superuser:
+        own = Region.objects.filter(level=Region.STREET)
     children = list(
         visible(Region, user)
         .filter(parent__in=own, level__in=[Region.COMMUNITY, Region.GRID])
