@@ -205,3 +205,16 @@ def test_load_command(loop: CaseMaker, tmp_path: Any) -> None:
         call_command("load_responsibility_list", str(path))
     with pytest.raises(CommandError):
         call_command("load_responsibility_list", str(tmp_path / "missing.json"))
+
+
+def test_keyword_suggestion_waits_for_the_dispatcher_to_confirm(loop: CaseMaker) -> None:
+    case = loop.new(category=None, title="小区门口垃圾桶满了没人清", at=A1)
+    assert case.status == "registered" and case.category is None
+    assert case.suggested_category.code == "0102" and case.suggested_unit.code == "G-A1"
+    done = services.dispatch_case(loop.user("dispatcher"), case.pk)  # one click: take the suggestions
+    assert done.category.code == "0102" and done.category_certain
+    assert done.unit.code == "G-A1" and done.stage == "sign"
+    other = loop.new(category=None, title="有人在路边摆摊", at=A1)
+    assert other.suggested_category is None
+    fixed = services.dispatch_case(loop.user("dispatcher"), other.pk, category="0103")
+    assert fixed.category.code == "0103" and fixed.unit.code == "CG"

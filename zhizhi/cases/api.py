@@ -59,6 +59,11 @@ def case_out(case: Case, user: Any) -> dict[str, Any]:
         "status_label": case.get_status_display(),
         "category": {"code": case.category.code, "name": case.category.name} if case.category else None,
         "category_certain": case.category_certain,
+        "suggested_category": (
+            {"code": case.suggested_category.code, "name": case.suggested_category.name}
+            if case.suggested_category
+            else None
+        ),
         "channel": case.channel,
         "external_id": case.external_id,
         "lng": case.lng,
@@ -147,7 +152,7 @@ def detail(case: Case, user: Any) -> dict[str, Any]:
 def _load(user: Any, case_id: int) -> Case:
     services.get_case(user, case_id)
     return Case.objects.select_related(
-        "category", "grid", "unit", "suggested_unit", "assignee", "duplicate_of"
+        "category", "suggested_category", "grid", "unit", "suggested_unit", "assignee", "duplicate_of"
     ).get(pk=case_id)
 
 
@@ -169,7 +174,7 @@ def list_cases(request: HttpRequest, filters: Query[CaseFilters]) -> dict[str, A
     """案件列表 Cases in the caller's area (filters: status, category, unit, grid, sla_level, channel)."""
     user = request.auth  # type: ignore[attr-defined]
     qs = services.cases_visible_to(user).select_related(
-        "category", "grid", "unit", "suggested_unit", "assignee", "duplicate_of"
+        "category", "suggested_category", "grid", "unit", "suggested_unit", "assignee", "duplicate_of"
     )
     if filters.status:
         qs = qs.filter(status__in=filters.status.split(","))
@@ -288,6 +293,7 @@ class ActionIn(StrictInput):
     request_id: str = Field("", description="幂等键：重复提交只执行一次 / idempotency key")
     unit: str | None = Field(None, description="派遣到的单位编码 unit code (dispatch)")
     assignee: str | None = Field(None, description="承办人用户名 username (dispatch)")
+    category: str | None = Field(None, description="确认的小类编码 confirmed leaf code (dispatch)")
     amount: float | None = Field(None, description="延期时长 extension length")
     time_unit: str = Field("work_days", description="work_hours / work_days / calendar_minutes")
     satisfaction: str = Field("", description="满意/基本满意/不满意 (visit)")
@@ -295,8 +301,8 @@ class ActionIn(StrictInput):
 
 
 ACTION_FIELDS = {
-    "dispatch": ("unit", "assignee"),
-    "redispatch": ("unit", "assignee"),
+    "dispatch": ("unit", "assignee", "category"),
+    "redispatch": ("unit", "assignee", "category"),
     "return": ("reason",),
     "reject": ("reason",),
     "defer": ("reason",),

@@ -161,6 +161,10 @@ class Case(SensitiveMixin, ZhizhiModel):
         Category, verbose_name="类别", null=True, blank=True, on_delete=models.PROTECT, related_name="cases"
     )
     category_certain = models.BooleanField("类别确定", default=True)
+    # Without a category, the keyword match of the responsibility list (the dispatcher confirms).
+    suggested_category = models.ForeignKey(
+        Category, verbose_name="建议类别", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     status = models.CharField("状态", max_length=20, choices=STATUSES, default="reported")
     channel = models.CharField("来源渠道", max_length=16, choices=CHANNELS, default="dispatcher")
     external_id = models.CharField("外部编号", max_length=64, blank=True, default="")

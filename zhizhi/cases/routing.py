@@ -134,5 +134,18 @@ def route(category: Category | None, grid: Region | None, *, category_certain: b
     return Route(unit, assignee, assisting, certain, *why)
 
 
+def suggest_category(text: str) -> Category | None:
+    """The leaf whose keywords cover most of `text` (longer keywords weigh more; ties go to the
+    lower code); None without any hit. Only a suggestion: it never auto-dispatches."""
+    text = text or ""
+    best_score, found = 0, None
+    leaves = Category.objects.filter(parent__isnull=False, active=True).order_by("code")
+    for leaf in leaves.only("pk", "code", "name", "keywords"):
+        score = sum(len(w) for w in [*(leaf.keywords or []), leaf.name] if w and w in text)
+        if score > best_score:
+            best_score, found = score, leaf
+    return found
+
+
 def open_load(user: Any) -> int:
     return Case.objects.filter(assignee=user, status__in=ACTIVE).count()

@@ -487,7 +487,11 @@ def register_case(
         if not mine & set(row.who):
             raise Forbidden("您不能立案", "You may not register cases")
         grid: Region | None = grid_for_point(x, y) if x is not None and y is not None else None
-        route = routing.route(cat, grid, category_certain=category_certain)
+        suggested = None if cat else routing.suggest_category(f"{title} {description}")
+        if cat:
+            route = routing.route(cat, grid, category_certain=category_certain)
+        else:
+            route = routing.route(suggested, grid, category_certain=False)
         now = clock.now()
         case = Case(
             number=next_number(),
@@ -503,6 +507,7 @@ def register_case(
             address=(address or "")[:200],
             grid=grid,
             suggested_unit=route.unit,
+            suggested_category=suggested,
             reporter_name=(reporter_name or "")[:50],
             reporter_user=reporter_user,
             rate_token=secrets.token_urlsafe(18),
@@ -528,7 +533,11 @@ def register_case(
             note=note,
             lng=x,
             lat=y,
-            data={"suggested_unit": route.unit.code if route.unit else None, "why": route.why_en},
+            data={
+                "suggested_unit": route.unit.code if route.unit else None,
+                "suggested_category": suggested.code if suggested else None,
+                "why": route.why_en,
+            },
             request_id=request_id,
         )
         flows.after(case, event)
@@ -640,6 +649,7 @@ def dispatch_case(
     *,
     unit: Any = None,
     assignee: Any = None,
+    category: Any = None,
     note: str = "",
     request_id: str = "",
     action: str = "dispatch",
@@ -656,7 +666,14 @@ def dispatch_case(
             raise IllegalAction(case.status, action, allowed_now(actor, case))
         if not relations(actor, case) & set(row.who):
             raise Forbidden("只有指挥中心可以派遣", "Only the command centre dispatches")
-        cat = case.category
+        # The dispatcher confirms the category: the one named, else the case's, else the suggestion.
+        cat = (
+            category_by(category)
+            if category not in (None, "")
+            else (case.category or case.suggested_category)
+        )
+        if cat is not None and (cat != case.category or not case.category_certain):
+            case.category, case.category_certain = cat, True
         route = routing.route(cat, case.grid)
         target = _unit_by(unit) if unit not in (None, "") else (route.unit or case.suggested_unit)
         if target is None:
