@@ -124,3 +124,13 @@ def test_grid_worker_cannot_create_outside_their_grid(street: Street) -> None:
         registry.get("people.person"), street.users["grid_a1"], {**data, "grid": "330105001001001"}
     )
     assert Person.objects.get().area_path == street.grids["A1"].path
+
+
+def test_editing_birth_date_alone_is_checked_against_the_stored_id(street: Street) -> None:
+    person = _create_person(street)
+    reg = registry.get("people.person")
+    with pytest.raises(Invalid) as exc:
+        registry.update(reg, street.users["admin"], person, {"birth_date": "1991-01-01"}, person.version)
+    assert _problems(exc) == {"birth_date": "birth_mismatch"}
+    person.refresh_from_db()
+    registry.update(reg, street.users["admin"], person, {"note": "核实", "gender": "女"}, person.version)
