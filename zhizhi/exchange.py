@@ -605,22 +605,23 @@ class _Importer:
         first = {r.key[0] for r in rows if r.key and r.key[0] not in (None, "")}
         if not first:
             return {}
+        # Referenced rows come from the parse cache, not from a join: a join would build (and decode
+        # the polygon of) one grid object per resident.
+        refs = [c for c in self.reg.columns if c.kind == "ref" and c.ref is not None]
+        known: dict[Any, dict[Any, Any]] = {}
+        for (model, _), target in self.cache.items():
+            if target is not None:
+                known.setdefault(model, {})[target.pk] = target
         found: dict[tuple, Any] = {}
-        qs = self.model._default_manager.select_related(*self._related()).filter(
-            **{f"{self.lookups[0]}__in": first}
-        )
-        for obj in qs:
+        for obj in self.model._default_manager.filter(**{f"{self.lookups[0]}__in": first}):
             key = tuple(getattr(obj, name) for name in self.lookups)
             found.setdefault(key, obj)
+            for col in refs:
+                assert col.ref is not None
+                target = known.get(col.ref.model, {}).get(getattr(obj, f"{col.name}_id"))
+                if target is not None:
+                    self.fields[col.name].set_cached_value(obj, target)  # type: ignore[attr-defined]
         return found
-
-    def _related(self) -> list[str]:
-        out = []
-        for col in self.reg.columns:
-            if col.kind == "ref" and col.ref is not None:
-                out.append(col.name)
-                out += [f"{col.name}__{fk}" for fk in _required_fks(col.ref.model)]
-        return out
 
     def _in_scope(self, pks: list[Any]) -> set[Any]:
         if not pks:
