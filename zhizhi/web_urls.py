@@ -1,6 +1,6 @@
 """Server-rendered pages: home, the generic registry pages, reveal, logs and the map."""
 
-from django.urls import path
+from django.urls import include, path
 
 from zhizhi import views
 from zhizhi.geo import views as geo_views
@@ -21,4 +21,5 @@ urlpatterns = [
     path("map/buildings.geojson", geo_views.buildings_geojson, name="map_buildings"),
     path("map/grid/<int:pk>/", geo_views.grid_panel, name="map_grid_panel"),
     path("map/locate/", geo_views.locate_view, name="map_locate"),
+    path("cases/", include("zhizhi.cases.urls")),
 ]
