@@ -468,3 +468,14 @@ def test_import_command_exits_non_zero_on_problems(street: Street, tmp_path, cap
     err = capsys.readouterr().err
     assert "第2行 row 2" in err and "出生日期" in err and "Nothing imported" in err
     assert Person.objects.count() == 0
+
+
+def test_a_running_job_page_polls_every_second(street: Street, client) -> None:  # type: ignore[no-untyped-def]
+    owner = street.users["community_a"]
+    job = ImportJob.objects.create(
+        actor=owner, registry="people.person", filename="big.xlsx", status="running", total=400, done=100
+    )
+    client.force_login(owner)
+    html = client.get(f"/exchange/jobs/{job.pk}/").content.decode()
+    assert 'hx-trigger="every 1s"' in html and f"/exchange/jobs/{job.pk}/progress/" in html
+    assert '<progress max="100" value="25"' in html and "100 / 400" in html
