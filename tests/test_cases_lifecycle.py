@@ -392,6 +392,39 @@ def test_two_dispatchers_at_the_same_moment_exactly_one_wins(street: Any) -> Non
     assert CaseEvent.objects.filter(case_id=case.pk, action="dispatch").count() == 1
 
 
+@pytest.mark.postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_the_same_hotline_ticket_twice_at_once_is_one_case(street: Any) -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("needs two real connections (PostgreSQL); SQLite serialises writers")
+    services.ensure_case_permissions()
+    barrier = threading.Barrier(2)
+    got: list[int] = []
+
+    def run() -> None:
+        try:
+            barrier.wait()
+            case = services.register_case(
+                street.users["dispatcher"],
+                title="热线来电：路灯不亮",
+                lng=A1[0],
+                lat=A1[1],
+                channel="hotline",
+                external_id="12345-20261123-0042",
+            )
+            got.append(case.pk)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == 2 and got[0] == got[1]
+    assert Case.objects.filter(external_id="12345-20261123-0042").count() == 1
+
+
 # --- the API ------------------------------------------------------------------------------------
 def client_for(loop: CaseMaker, key: str) -> Client:
     c = Client()

@@ -523,7 +523,17 @@ def register_case(
             case.area_path = paths[0] if paths else ""
         if phone:
             case.set_sensitive("reporter_phone", phone)
-        case.save()
+        try:
+            with transaction.atomic():
+                case.save()
+        except IntegrityError:
+            # The same channel ticket registered by a concurrent request a moment ago.
+            existing = (
+                Case.objects.filter(channel=channel, external_id=external_id).first() if external_id else None
+            )
+            if existing is None:
+                raise
+            return existing
         event = append_event(
             case,
             actor,
