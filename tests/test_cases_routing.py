@@ -218,3 +218,18 @@ def test_keyword_suggestion_waits_for_the_dispatcher_to_confirm(loop: CaseMaker)
     assert other.suggested_category is None
     fixed = services.dispatch_case(loop.user("dispatcher"), other.pk, category="0103")
     assert fixed.category.code == "0103" and fixed.unit.code == "CG"
+
+
+def test_workbench_lists(loop: CaseMaker) -> None:
+    grid, sup, cg, scjg = (loop.user(k) for k in ("grid_a1", "community_a", "cg", "scjg"))
+    ours = loop.at("handling")
+    joint = loop.new(category="0104")
+    waiting = loop.at("extension_pending")
+    unhappy = loop.at("unsatisfied")
+    assert set(services.my_tasks(grid)) == {ours, waiting}
+    assert set(services.unit_cases(grid)) == {ours, waiting}
+    assert set(services.unit_cases(cg)) == {joint} and set(services.unit_cases(scjg)) == {joint}
+    assert set(services.my_tasks(scjg)) == {joint}
+    assert set(services.approvals_for(sup)) == {waiting, unhappy}
+    assert set(services.approvals_for(loop.user("leader"))) == {waiting, unhappy}
+    assert not services.approvals_for(grid).exists()

@@ -148,6 +148,50 @@ def overdue_board(user: Any) -> QuerySet[Case]:
     )
 
 
+HANDLING_STATUSES = ("dispatched", "handling", "extension_pending", "deferred")
+
+
+def unit_cases(user: Any) -> QuerySet[Case]:
+    """A unit's workbench: open cases of the user's unit, assigned to the user, or where the unit
+    holds a 联办 task."""
+    unit_id = getattr(user, "org_unit_id", None)
+    mine = Q(assignee_id=user.pk) | Q(tasks__assignee_id=user.pk)
+    if unit_id:
+        mine |= Q(unit_id=unit_id) | Q(tasks__unit_id=unit_id)
+    ids = Case.objects.filter(mine, status__in=HANDLING_STATUSES).values("pk")
+    return cases_visible_to(user).filter(pk__in=ids).order_by("stage_due_at", "id")
+
+
+def my_tasks(user: Any) -> QuerySet[Case]:
+    """A grid worker's list: open cases assigned to them (or their 联办 task), soonest deadline first."""
+    ids = Case.objects.filter(
+        Q(assignee_id=user.pk) | Q(tasks__assignee_id=user.pk), status__in=HANDLING_STATUSES
+    ).values("pk")
+    return cases_visible_to(user).filter(pk__in=ids).order_by("stage_due_at", "id")
+
+
+def supervised_unit_ids(user: Any) -> list[int]:
+    """The units `user` supervises (the inverse of `supervisor_unit_ids`)."""
+    unit = getattr(user, "org_unit", None)
+    if unit is None or getattr(user, "role", "") not in SUPERVISOR_ROLES:
+        return []
+    ids = {unit.pk, *OrgUnit.objects.filter(parent=unit).values_list("pk", flat=True)}
+    if unit.kind == "community" and unit.region_id:
+        ids |= set(
+            OrgUnit.objects.filter(kind="grid", region__parent_id=unit.region_id).values_list("pk", flat=True)
+        )
+    return sorted(ids)
+
+
+def approvals_for(user: Any) -> QuerySet[Case]:
+    """A supervisor's approvals: extension requests and unsatisfied return visits of the units they
+    supervise (street leaders: everything in their area)."""
+    qs = cases_visible_to(user).filter(status__in=("extension_pending", "unsatisfied"))
+    if not (user.is_superuser or getattr(user, "role", "") == "street_leader"):
+        qs = qs.filter(unit_id__in=supervised_unit_ids(user))
+    return qs.order_by("updated_at", "id")
+
+
 def case_for_rating(token: str) -> Case:
     """The case behind a rating link (the token is a 24-character secret; unknown → 404)."""
     case = Case.objects.filter(rate_token=token).first() if len(token or "") >= 16 else None
