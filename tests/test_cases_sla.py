@@ -169,6 +169,7 @@ def test_the_periodic_task_runs_the_sweep(loop: CaseMaker) -> None:
 
 def test_escalation_stops_at_the_district(loop: CaseMaker, settings: object) -> None:
     settings.ZHIZHI_ESCALATION_GRACE_MINUTES = 10  # type: ignore[attr-defined]
+    settings.ZHIZHI_CASE_ROBOTS = {"dingtalk": "指挥中心值班群"}  # type: ignore[attr-defined]
     with clock.frozen_at(MONDAY_9):
         case = loop.new(category="0102")
     sweep_at(at(11, 1))  # red; first escalation at 11:10
@@ -181,6 +182,9 @@ def test_escalation_stops_at_the_district(loop: CaseMaker, settings: object) -> 
     assert case.escalate_at is None
     leader = loop.user("leader")
     assert any(s.startswith("升级至区") for s in messages(case, user=leader))
+    # From the command-centre level on, the group robots hear it too.
+    robots = OutboxMessage.objects.filter(cause=f"cases.case:{case.pk}", channel="dingtalk")
+    assert list(robots.values_list("recipient", flat=True)) == ["指挥中心值班群", "指挥中心值班群"]
     assert CaseEvent.objects.filter(case=case, action="escalate").count() == 3
 
 

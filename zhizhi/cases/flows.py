@@ -174,9 +174,20 @@ def after_escalate(case: Case, event: CaseEvent) -> None:
     level = case.escalation_level
     users = {1: _supervisors, 2: dispatchers_for, 3: leaders_for}.get(level, dispatchers_for)(case)
     label = dict(Case.ESCALATION_LEVELS).get(level, "")
-    _send(
-        users, case, event, f"escalate{level}", f"升级至{label} {case.number}", event.note or case.title, BOTH
-    )
+    subject = f"升级至{label} {case.number}"
+    _send(users, case, event, f"escalate{level}", subject, event.note or case.title, BOTH)
+    if level >= 2:
+        # The command centre's group robots (ZHIZHI_CASE_ROBOTS = {"dingtalk": "<robot name>", …}).
+        for channel, robot in getattr(settings, "ZHIZHI_CASE_ROBOTS", {}).items():
+            enqueue(
+                channel,
+                robot,
+                f"{case.title}（{event.note}）" if event.note else case.title,
+                key=f"case{case.pk}:e{event.pk}:robot:{channel}",
+                subject=subject,
+                link=case_link(case),
+                cause=f"cases.case:{case.pk}",
+            )
 
 
 def sla_warned(case: Case, event: CaseEvent) -> None:
