@@ -5,7 +5,7 @@ An action the case's status does not allow answers 409 with `allowed_actions` (w
 may do now); an action by the wrong person 403; a case outside the caller's area 404.
 """
 
-from typing import Any
+from typing import Any, Literal
 
 from django.db.models import Q
 from django.http import HttpRequest
@@ -318,12 +318,16 @@ ACTION_FIELDS = {
 }
 
 
+# The path's action names, listed in the OpenAPI document.
+ActionName = Literal.__getitem__(tuple(services.ACTION_FUNCTIONS))  # type: ignore[attr-defined]
+
+
 @router.post(
     "/{int:case_id}/actions/{action}",
     response={**OK, 409: IllegalActionOut},
     operation_id="cases_action",
 )
-def act(request: HttpRequest, case_id: int, action: str, payload: ActionIn) -> Any:
+def act(request: HttpRequest, case_id: int, action: ActionName, payload: ActionIn) -> Any:  # type: ignore[valid-type]
     """案件操作 Run one action of the transition table (see docs/cases.md). 409 lists what is allowed."""
     user = request.auth  # type: ignore[attr-defined]
     raw = payload.model_dump()
