@@ -319,7 +319,7 @@ ACTION_FIELDS = {
 
 
 # The path's action names, listed in the OpenAPI document.
-ActionName = Literal.__getitem__(tuple(services.ACTION_FUNCTIONS))  # type: ignore[attr-defined]
+ActionName = Literal.__getitem__(tuple(services.ACTION_FUNCTIONS))
 
 
 @router.post(

@@ -294,9 +294,9 @@ class Case(SensitiveMixin, ZhizhiModel):
         return f"{self.number} {self.title}"
 
     def compute_area_path(self) -> str:
-        if self.grid_id:
+        if self.grid is not None:
             return self.grid.path
-        if self.unit_id and self.unit.region_id:
+        if self.unit is not None and self.unit.region is not None:
             return self.unit.region.path
         return self.area_path
 
@@ -332,7 +332,7 @@ class CaseEventQuerySet(models.QuerySet):
     def update(self, **kwargs: object) -> int:
         raise TypeError("CaseEvent is append-only")
 
-    def delete(self) -> tuple[int, dict[str, int]]:  # type: ignore[override]
+    def delete(self) -> tuple[int, dict[str, int]]:
         raise TypeError("CaseEvent is append-only")
 
 
@@ -373,7 +373,7 @@ class CaseEvent(models.Model):
     def save(self, *args: object, **kwargs: object) -> None:
         if self.pk is not None:
             raise TypeError("CaseEvent is append-only")
-        super().save(*args, **kwargs)  # type: ignore[arg-type]
+        super().save(*args, **kwargs)
 
     def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
         raise TypeError("CaseEvent is append-only")
