@@ -80,7 +80,8 @@ def _case_rows(qs: QuerySet[Case]) -> QuerySet[Case]:
 def _forms_context(user: Any, case: Case, only: tuple[str, ...] | None = None) -> dict[str, Any]:
     allowed = services.allowed_now(user, case)
     if only is not None:
-        allowed = [a for a in allowed if a in only]
+        # The page's order: the step a person most likely takes next comes first.
+        allowed = [a for a in only if a in allowed]
     return {
         "case": case,
         "allowed": allowed,
@@ -190,7 +191,7 @@ def mobile_bench(request: HttpRequest) -> HttpResponse:
         for c in tasks
         if c.lng is not None and c.lat is not None
     ]
-    rows = [_forms_context(user, c, ("sign", "arrive", "finish", "return", "followup")) for c in tasks]
+    rows = [_forms_context(user, c, ("sign", "finish", "arrive", "followup", "return")) for c in tasks]
     return render(
         request,
         "cases/mobile.html",

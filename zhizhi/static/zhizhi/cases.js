@@ -22,6 +22,17 @@
     });
     if (points.length) map.fitBounds(points, { padding: [24, 24], maxZoom: 17 });
     else map.setView([30.3, 120.1], 13);
+    // The worker's grids as the background (the same scoped GeoJSON as the map page).
+    if (el.dataset.grids) {
+      fetch(el.dataset.grids)
+        .then((r) => r.json())
+        .then((grids) => {
+          const layer = L.geoJSON(grids, { style: { color: "#1e5aa8", weight: 1, fillOpacity: 0.08 }, interactive: false }).addTo(map);
+          layer.bringToBack();
+          if (!points.length && layer.getBounds().isValid()) map.fitBounds(layer.getBounds());
+        })
+        .catch(() => {});
+    }
     el.dataset.ready = String(points.length);
   }
 
