@@ -154,6 +154,13 @@ EMAIL_BACKEND = os.environ.get("ZHIZHI_EMAIL_BACKEND", "django.core.mail.backend
 # Working hours of the street (deadlines in working time, see zhizhi/cases/worktime.py), local TIME_ZONE.
 ZHIZHI_WORK_HOURS = [("08:30", "12:00"), ("13:30", "17:30")]
 
+# Cases (docs/cases.md): photo size limit, minutes between turning red and each automatic escalation,
+# the public address used in the reporter's rating link, and group robots told of escalations.
+ZHIZHI_PHOTO_MAX_BYTES = int(os.environ.get("ZHIZHI_PHOTO_MAX_BYTES", str(10 * 1024 * 1024)))
+ZHIZHI_ESCALATION_GRACE_MINUTES = float(os.environ.get("ZHIZHI_ESCALATION_GRACE_MINUTES", "30"))
+ZHIZHI_SITE_URL = os.environ.get("ZHIZHI_SITE_URL", "")
+ZHIZHI_CASE_ROBOTS = json.loads(os.environ.get("ZHIZHI_CASE_ROBOTS", "{}"))
+
 # Map background tiles (e.g. "https://tiles.example/{z}/{x}/{y}.png"); empty = offline blank background.
 ZHIZHI_TILE_URL = os.environ.get("ZHIZHI_TILE_URL", "")
 
