@@ -13,6 +13,9 @@ log = logging.getLogger(__name__)
 
 # Progress is written at most this often (rows), so a big import does not spend its time on it.
 PROGRESS_EVERY = 2000
+# The page lists at most this many problems (a file with every row wrong would otherwise make a page
+# of 100,000 table rows); the count of all of them is always shown.
+PROBLEMS_SHOWN = 2000
 
 
 @db_task()
@@ -40,7 +43,13 @@ def run_import(job_id: int) -> None:
             reg, job.actor, io.BytesIO(bytes(job.data)), job.filename, progress=progress
         )
     except Invalid as exc:
-        fields.update(status="failed", problems=[p.as_dict() for p in exc.problems])
+        shown = [p.as_dict() for p in exc.problems[:PROBLEMS_SHOWN]]
+        fields.update(status="failed", problems=shown)
+        if len(exc.problems) > PROBLEMS_SHOWN:
+            n = len(exc.problems)
+            fields["message"] = (
+                f"共{n}个问题，仅列出前{PROBLEMS_SHOWN}个 / {n} problems, the first {PROBLEMS_SHOWN} listed"
+            )
     except Forbidden as exc:
         fields.update(status="failed", message=str(exc))
     except Exception:
