@@ -479,3 +479,12 @@ def test_a_running_job_page_polls_every_second(street: Street, client) -> None: 
     html = client.get(f"/exchange/jobs/{job.pk}/").content.decode()
     assert 'hx-trigger="every 1s"' in html and f"/exchange/jobs/{job.pk}/progress/" in html
     assert '<progress max="100" value="25"' in html and "100 / 400" in html
+
+
+def test_english_headers_and_field_names_are_accepted(street: Street) -> None:
+    reg = registry.get("people.person")
+    english = [reg.column(n).en for n in ("name", "id_number")] + ["grid", "Note"]
+    data = csv_file([["张三", id_number(42), street.grids["A1"].code, "+86 备注"]], headers=english)
+    assert run_import("people.person", street.users["admin"], data).created == 1
+    person = Person.objects.get()
+    assert (person.name, person.grid, person.note) == ("张三", street.grids["A1"], "+86 备注")
