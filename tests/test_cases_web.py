@@ -237,8 +237,10 @@ def test_case_page_shows_timeline_deliveries_and_the_allowed_actions(loop: CaseM
 def test_dispatcher_verifies_and_records_the_return_visit(loop: CaseMaker) -> None:
     case = loop.at("finished")
     desk = client_for("dispatcher")
-    assert case.number in desk.get("/cases/dispatch/").content.decode()
-    desk.post(f"/cases/{case.pk}/act/verify_pass/", {"note": "现场已核实"})
+    page = desk.get("/cases/dispatch/").content.decode()
+    assert case.number in page and f'data-verify="{case.pk}"' in page
+    answer = desk.post(f"/cases/{case.pk}/act/verify_pass/", {"note": "现场已核实"}, **HTMX)
+    assert answer.status_code == 200 and "核查通过结案" in answer.content.decode()
     case.refresh_from_db()
     assert case.status == "closed"
     page = desk.get(f"/cases/{case.pk}/").content.decode()

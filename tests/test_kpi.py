@@ -145,6 +145,9 @@ def test_by_region_person_and_category(cases: dict[str, Any]) -> None:
     assert people[street.users["grid_a1"].pk].closed == 4
     assert people[street.users["community_a"].pk].satisfaction_rate == 1.0
 
+    by_grid = {r.key: r for r in kpi.breakdown(Case.objects.all(), NOV, "grid")}
+    assert by_grid[grids["A1"].pk].accepted == 8 and by_grid[grids["A2"].pk].closed == 1
+
     cats = {r.key: r for r in kpi.breakdown(Case.objects.all(), NOV, "category")}
     assert cats[cases["garbage"].pk].accepted == 8 and cats[cases["other"].pk].accepted == 3
     assert cats[cases["other"].pk].due == 1  # c11 merged, c10 in December
