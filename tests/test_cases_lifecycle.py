@@ -298,7 +298,9 @@ def test_reporter_sms_on_register_finish_and_visit_invitation(loop: CaseMaker) -
     case = loop.new(reporter_name="张女士", reporter_phone="13812345678")
     assert case.reporter_phone_masked == "138****5678"
     assert "13812345678" not in str(Case.objects.filter(pk=case.pk).values().first())
-    sms = OutboxMessage.objects.filter(cause=f"cases.case:{case.pk}", channel="sms", recipient="13812345678")
+    sms = OutboxMessage.objects.filter(
+        cause=f"cases.case:{case.pk}", channel="sms", recipient=f"case:{case.pk}:reporter"
+    )
     assert sms.count() == 1
     g = loop.user("grid_a1")
     services.sign_for(g, case.pk)
@@ -322,6 +324,26 @@ def test_reporter_phone_is_revealed_only_with_a_logged_purpose(loop: CaseMaker) 
     assert RevealLog.objects.filter(actor=loop.user("dispatcher"), field="reporter_phone").count() == 1
     with pytest.raises(Forbidden):
         reveal(loop.user("grid_a1"), case, "reporter_phone", purpose="想看看")
+
+
+def test_reporter_sms_reaches_the_gateway_without_the_number_at_rest(loop: CaseMaker, settings: Any) -> None:
+    """Through the loopback SMS gateway: the gateway gets the number, the outbox never holds it."""
+    from tests.fakes import FakeGateway
+    from zhizhi.notify.services import deliver_due
+
+    gateway = FakeGateway()
+    settings.ZHIZHI_SMS_URL = gateway.url + "/sms"
+    try:
+        case = loop.new(reporter_phone="13812345678")
+        deliver_due()
+        assert [m["body"]["phone"] for m in gateway.received] == ["13812345678"]
+        assert "已受理" in gateway.received[0]["body"]["text"]
+        row = OutboxMessage.objects.get(cause=f"cases.case:{case.pk}", channel="sms")
+        assert row.status == "sent" and row.recipient == f"case:{case.pk}:reporter"
+        assert not OutboxMessage.objects.filter(recipient__contains="13812345678").exists()
+        assert not OutboxMessage.objects.filter(body__contains="13812345678").exists()
+    finally:
+        gateway.close()
 
 
 def test_outbox_rows_roll_back_with_the_action(loop: CaseMaker) -> None:

@@ -11,7 +11,8 @@ Recipients:
 - the dispatchers whose area covers the case on returns and finishes (to verify);
 - escalation level 1 → the unit's supervisors, 2 → the street command centre (dispatchers),
   3 → the street leaders;
-- the reporter by SMS on register, finish and the return-visit invitation (with the rating link).
+- the reporter by SMS on register, finish and the return-visit invitation (with the rating link);
+  the outbox row names "case:<id>:reporter" and the phone is decrypted only at delivery.
 """
 
 from __future__ import annotations
@@ -78,15 +79,30 @@ def to_reporter(case: Case, event: CaseEvent, purpose: str, body: str, link: str
     if case.reporter_user_id:
         _send([case.reporter_user], case, event, purpose, f"案件{case.number}", body)
     if case.reporter_phone_enc:
-        # The gateway needs the number; it is decrypted here, inside the platform, never shown.
+        # The number stays encrypted on the case; the outbox names the case and the notify
+        # worker decrypts it for the gateway at delivery (`reporter_phone_for`).
         enqueue(
             "sms",
-            case.decrypt_sensitive("reporter_phone"),
+            f"case:{case.pk}:reporter",
             body,
             key=f"case{case.pk}:e{event.pk}:{purpose}:reporter",
             link=link,
             cause=f"cases.case:{case.pk}",
         )
+
+
+def reporter_phone_for(message: Any) -> str:
+    """Resolve an outbox recipient "case:<id>:reporter" to the reporter's phone (delivery only)."""
+    from zhizhi.notify.adapters import DeliveryError
+
+    try:
+        case_id = int(message.recipient.split(":")[1])
+    except (IndexError, ValueError):
+        raise DeliveryError(f"bad case recipient {message.recipient!r}") from None
+    case = Case.objects.filter(pk=case_id).only("reporter_phone_enc").first()
+    if case is None or not case.reporter_phone_enc:
+        raise DeliveryError(f"case {case_id} has no reporter phone")
+    return case.decrypt_sensitive("reporter_phone")
 
 
 def dispatchers_for(case: Case) -> list[Any]:

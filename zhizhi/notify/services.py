@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.db import connection, transaction
@@ -118,10 +118,20 @@ def _claim(limit: int) -> list[int]:
     return ids
 
 
+# Other apps' recipient references, resolved at delivery like "user:<id>" (e.g. the cases app
+# registers "case" for "case:<id>:reporter"): prefix → function returning the address, or raising
+# DeliveryError. Keeps personal addresses out of the outbox table.
+RESOLVERS: dict[str, Callable[[OutboxMessage], str]] = {}
+
+
 def _resolve_recipient(message: OutboxMessage) -> None:
     """SMS to a user: the phone is decrypted for the gateway only, never stored in the outbox."""
     if message.channel == "sms" and message.recipient.startswith("user:") and message.user is not None:
         message.recipient = message.user.decrypt_sensitive("phone")
+        return
+    resolver = RESOLVERS.get(message.recipient.split(":", 1)[0])
+    if resolver is not None:
+        message.recipient = resolver(message)
 
 
 def deliver_due(limit: int = 200) -> dict[str, int]:
