@@ -5,7 +5,6 @@ each person can see, approvals, the return visit, the case page, the KPI page an
 from __future__ import annotations
 
 import io
-from typing import Any
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -302,7 +301,3 @@ def test_monthly_excel_report_has_the_kpi_columns_and_no_formulas(loop: CaseMake
     total = next(book["汇总"].iter_rows(min_row=2, max_row=2, values_only=True))
     accepted = Case.objects.count()
     assert total[1] == accepted  # every case here was reported this month
-
-
-def _unused(*_: Any) -> None:  # keeps the fixture import visibly used
-    return None
