@@ -301,3 +301,13 @@ def test_monthly_excel_report_has_the_kpi_columns_and_no_formulas(loop: CaseMake
     total = next(book["汇总"].iter_rows(min_row=2, max_row=2, values_only=True))
     accepted = Case.objects.count()
     assert total[1] == accepted  # every case here was reported this month
+
+
+def test_pages_switch_to_english(loop: CaseMaker) -> None:
+    loop.new(category_certain=False)
+    desk = client_for("dispatcher")
+    desk.post("/i18n/setlang/", {"language": "en", "next": "/"})
+    page = desk.get("/cases/dispatch/").content.decode()
+    assert "Command centre desk" in page and "Returns to rule on" in page and "指挥中心工作台" not in page
+    page = desk.get("/cases/kpi/").content.decode()
+    assert "On-time close rate" in page and "Monthly report (Excel)" in page
