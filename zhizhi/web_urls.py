@@ -22,4 +22,5 @@ urlpatterns = [
     path("map/grid/<int:pk>/", geo_views.grid_panel, name="map_grid_panel"),
     path("map/locate/", geo_views.locate_view, name="map_locate"),
     path("cases/", include("zhizhi.cases.urls")),
+    path("intake/", include("zhizhi.intake.urls")),
 ]
