@@ -1,14 +1,18 @@
-"""Generate the demo street's case history (six months, about 20,000 cases) in one bulk load."""
+"""Generate the demo street's case history (six months, about 20,000 cases) in one bulk load.
+
+On a database without a responsibility list it loads the demo one first (`make demo` runs
+`demo_cases --if-empty` right after `demo_street --if-empty`)."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from zhizhi.cases import demo_history
-from zhizhi.cases.models import Case
+from zhizhi.cases.models import Case, Category
 
 
 class Command(BaseCommand):
@@ -31,6 +35,9 @@ class Command(BaseCommand):
             )
         if options["count"] < 1 or options["months"] < 1:
             raise CommandError("--count 与 --months 须为正数 / --count and --months must be positive")
+        if not Category.objects.filter(parent__isnull=False).exists():
+            # A fresh demo database: the demo responsibility list first (never over an edited one).
+            call_command("load_responsibility_list", stdout=self.stdout)
         try:
             gen = demo_history.Generator(
                 seed=options["seed"], months=options["months"], count=options["count"]
