@@ -311,3 +311,19 @@ def test_pages_switch_to_english(loop: CaseMaker) -> None:
     assert "Command centre desk" in page and "Returns to rule on" in page and "指挥中心工作台" not in page
     page = desk.get("/cases/kpi/").content.decode()
     assert "On-time close rate" in page and "Monthly report (Excel)" in page
+
+
+def test_kpi_page_takes_a_date_range(loop: CaseMaker) -> None:
+    loop.at("visited")
+    desk = client_for("leader")
+    street = loop.street.street
+    page = desk.get("/cases/kpi/?start=2026-01-01&end=2026-12-31").content.decode()
+    assert "2026-01-01 ~ 2026-12-31" in page
+    assert "start=2026-01-01&amp;end=2026-12-31" in page  # drill-down and export keep the range
+    answer = desk.get(f"/cases/kpi/export.xlsx?start=2026-01-01&end=2026-12-31&region={street.pk}")
+    assert answer.status_code == 200
+    # A reversed range falls back to the current month.
+    assert (
+        "~"
+        not in desk.get("/cases/kpi/?start=2026-12-31&end=2026-01-01").content.decode().split("<h1>")[1][:80]
+    )

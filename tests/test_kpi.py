@@ -185,3 +185,14 @@ def test_p90_nearest_rank() -> None:
     assert kpi.p90([5.0]) == 5.0
     assert kpi.p90([float(i) for i in range(1, 11)]) == 9.0
     assert kpi.p90([float(i) for i in range(1, 12)]) == 10.0
+
+
+def test_a_day_range_equals_the_month_it_covers(cases: dict[str, Any]) -> None:
+    days = kpi.Period.days(dt.date(2026, 11, 1), dt.date(2026, 11, 30))
+    assert (days.start, days.end) == (NOV.start, NOV.end)
+    assert kpi.total(Case.objects.all(), days).as_dict() | {"label": ""} == kpi.total(
+        Case.objects.all(), NOV
+    ).as_dict() | {"label": ""}
+    # The first week only: c1 c2 c3 c4 c5 c7 reported on 2–7 November.
+    week = kpi.total(Case.objects.all(), kpi.Period.days(dt.date(2026, 11, 1), dt.date(2026, 11, 7)))
+    assert week.accepted == 6 and week.due == 3  # c1 (5th), c2 (6th), c6 (1st)

@@ -7,6 +7,7 @@ user's own unit and 联办 tasks), so a case outside the user's area is a 404.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import uuid
@@ -380,16 +381,28 @@ def rate_page(request: HttpRequest, token: str) -> HttpResponse:
 
 
 # --- KPIs -----------------------------------------------------------------------------------------------
-def _period(request: HttpRequest) -> kpi.Period:
+def _period(request: HttpRequest) -> tuple[kpi.Period, str]:
+    """The period of the KPI page and the query string that keeps it: a date range (`start`,
+    `end`, both days included) or a month (`month=YYYY-MM`, default this month)."""
+    start, end = request.GET.get("start", ""), request.GET.get("end", "")
+    if start and end:
+        try:
+            first, last = dt.date.fromisoformat(start), dt.date.fromisoformat(end)
+        except ValueError:
+            first = last = None  # type: ignore[assignment]
+        if first and last and first <= last and (last - first).days <= 366:
+            return kpi.Period.days(first, last), f"start={first.isoformat()}&end={last.isoformat()}"
     raw = request.GET.get("month", "")
     try:
         year, month = (int(x) for x in raw.split("-", 1))
         if 2000 <= year <= 2100 and 1 <= month <= 12:
-            return kpi.Period.month(year, month)
+            period = kpi.Period.month(year, month)
+            return period, f"month={period.label}"
     except ValueError:
         pass
     today = clock.today()
-    return kpi.Period.month(today.year, today.month)
+    period = kpi.Period.month(today.year, today.month)
+    return period, f"month={period.label}"
 
 
 def _top_region(request: HttpRequest) -> Region | None:
@@ -403,7 +416,7 @@ def _top_region(request: HttpRequest) -> Region | None:
     return regions.order_by("path").first()
 
 
-def _region_rows(cases: QuerySet[Case], region: Region, period: kpi.Period, month: str) -> list[kpi.KpiRow]:
+def _region_rows(cases: QuerySet[Case], region: Region, period: kpi.Period, keep: str) -> list[kpi.KpiRow]:
     child = CHILD_LEVEL.get(region.level)
     if child is None:
         return []
@@ -413,7 +426,7 @@ def _region_rows(cases: QuerySet[Case], region: Region, period: kpi.Period, mont
     for row in rows:
         found = known.get(row.key)
         row.label = found.name if found else "（区域外）"
-        row.url = f"?region={found.pk}&month={month}" if found else ""
+        row.url = f"?region={found.pk}&{keep}" if found else ""
     return rows
 
 
@@ -431,7 +444,7 @@ def _labelled(rows: list[kpi.KpiRow], model: Any, attr: str = "name") -> list[kp
 
 
 def kpi_data(request: HttpRequest) -> dict[str, Any]:
-    period = _period(request)
+    period, keep = _period(request)
     month = period.label
     region = _top_region(request)
     cases = _visible(request)
@@ -439,7 +452,7 @@ def kpi_data(request: HttpRequest) -> dict[str, Any]:
         cases = cases.filter(area_path__startswith=region.path)
     totals = kpi.total(cases, period)
     if region is not None and region.level != Region.GRID:
-        drill = _region_rows(cases, region, period, month)
+        drill = _region_rows(cases, region, period, keep)
         drill_kind = dict(Region.LEVELS)[CHILD_LEVEL[region.level]]
     else:
         drill = _labelled(kpi.breakdown(cases, period, "person"), User)
@@ -479,6 +492,8 @@ def kpi_data(request: HttpRequest) -> dict[str, Any]:
     return {
         "period": period,
         "month": month,
+        "keep": keep,
+        "month_value": month if keep.startswith("month=") else "",
         "region": region,
         "crumbs": crumbs,
         "totals": totals,
