@@ -5,6 +5,7 @@ each person can see, approvals, the return visit, the case page, the KPI page an
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -327,3 +328,22 @@ def test_kpi_page_takes_a_date_range(loop: CaseMaker) -> None:
         "~"
         not in desk.get("/cases/kpi/?start=2026-12-31&end=2026-01-01").content.decode().split("<h1>")[1][:80]
     )
+
+
+def test_a_repeated_finish_stores_its_photo_once_and_a_too_large_photo_is_refused(
+    loop: CaseMaker, settings: Any
+) -> None:
+    case = loop.at("handling")
+    phone = client_for("grid_a1")
+    form = {"result": "已清理", "request_id": "finish-once"}
+    assert phone.post(f"/cases/{case.pk}/act/finish/", {**form, "photos": png()}).status_code == 302
+    assert phone.post(f"/cases/{case.pk}/act/finish/", {**form, "photos": png()}).status_code == 302
+    assert CasePhoto.objects.filter(case=case).count() == 1
+    assert CaseEvent.objects.filter(case=case, action="finish").count() == 1
+
+    settings.ZHIZHI_PHOTO_MAX_BYTES = 40
+    other = loop.at("handling")
+    answer = phone.post(f"/cases/{other.pk}/act/finish/", {"result": "已清理", "photos": png()})
+    assert answer.status_code == 400
+    assert "照片过大" in answer.content.decode() and "too large" in answer.content.decode()
+    assert not CasePhoto.objects.filter(case=other).exists()

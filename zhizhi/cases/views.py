@@ -317,9 +317,12 @@ def case_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     case = _case_or_404(request, pk)
     payload: dict[str, Any] = {k: request.POST[k] for k in ACTION_FIELDS if k in request.POST}
     uploads = request.FILES.getlist("photos")
+    request_id = str(payload.get("request_id", ""))[:64]
+    if request_id and CaseEvent.objects.filter(case=case, request_id=request_id).exists():
+        uploads = []  # a repeated submit: the action ran once already, so its photos are stored
     try:
         with transaction.atomic():
-            ids = list(payload.pop("photo_ids", []))
+            ids: list[int] = []
             for upload in uploads:
                 if not upload.size:
                     continue  # an empty file input on a phone
