@@ -113,6 +113,21 @@ def test_deferral_pauses_the_clock(loop: CaseMaker) -> None:
     assert case.due_at > before
 
 
+def test_deferral_over_a_weekend_moves_working_deadlines_by_nothing(loop: CaseMaker) -> None:
+    """Deferred Friday 17:30, resumed Monday 08:30: no working time passed, the deadline stays."""
+    friday = MONDAY_9 + dt.timedelta(days=4)
+    with clock.frozen_at(MONDAY_9):
+        case = loop.at("handling")
+    before = case.due_at
+    with clock.frozen_at(at(17, 30, day=friday)):
+        case = services.defer_case(loop.user("community_a"), case.pk, reason="等待业主维修基金")
+    with clock.frozen_at(at(8, 30, day=friday + dt.timedelta(days=3))):
+        case = services.resume_case(loop.user("community_a"), case.pk)
+    assert case.paused_seconds == (2 * 24 + 15) * 3600
+    assert case.paused_work_minutes == 0
+    assert case.due_at == before
+
+
 def test_yingfeng_targets_as_one_category(loop: CaseMaker) -> None:
     """30 s response, 9 min on site, 15 min reinforcement, 24 h follow-up (calendar time)."""
     t0 = at(22, 0)  # at night: urgent kinds count calendar minutes

@@ -258,6 +258,8 @@ class Case(SensitiveMixin, ZhizhiModel):
     escalation_level = models.PositiveSmallIntegerField("升级层级", choices=ESCALATION_LEVELS, default=0)
     escalate_at = models.DateTimeField("自动升级时间", null=True, blank=True)
     paused_seconds = models.PositiveIntegerField("缓办累计秒数", default=0)
+    # The same pauses measured in working minutes: working-time deadlines move by this much.
+    paused_work_minutes = models.FloatField("缓办累计工作分钟", default=0)
     due_at = models.DateTimeField("办理时限", null=True, blank=True)
     overdue = models.BooleanField("曾超时", default=False)
 

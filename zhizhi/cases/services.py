@@ -664,6 +664,7 @@ def _dispatch_locked(
     case.sla_start_at = now
     case.limits = sla.limits_for(case.category)
     case.paused_seconds = 0
+    case.paused_work_minutes = 0
     case.signed_at = case.onsite_at = case.reinforced_at = case.followed_up_at = None
     case.return_reason = ""
     CaseTask.objects.filter(case=case).delete()
@@ -895,8 +896,10 @@ def defer_case(
 
 def resume_case(actor: Any, case_id: int, *, note: str = "", request_id: str = "", **_: Any) -> Case:
     def change(case: Case, row: transitions.Transition, info: dict[str, Any]) -> None:
-        paused = int((clock.now() - (case.deferred_at or clock.now())).total_seconds())
+        since = case.deferred_at or clock.now()
+        paused = int((clock.now() - since).total_seconds())
         case.paused_seconds += max(paused, 0)
+        case.paused_work_minutes += worktime.elapsed(since, clock.now(), "work_hours") * 60
         case.deferred_at = None
         info["paused_seconds"] = paused
 
@@ -1040,6 +1043,7 @@ def _rework(case: Case) -> None:
     case.closed_at = None
     case.sla_start_at = clock.now()
     case.paused_seconds = 0
+    case.paused_work_minutes = 0
     case.extensions = []
     case.signed_at = case.signed_at or clock.now()
     case.followed_up_at = None

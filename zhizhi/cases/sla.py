@@ -15,7 +15,9 @@ category: sign [0.5, calendar_minutes], onsite [9, …], reinforce [15, …], fo
 Only the current (first unfinished) stage is kept on the case: `stage`, `stage_warn_at` (80 % of
 the stage's allowed time), `stage_due_at`. The sweep is three indexed range queries over those
 columns plus `escalate_at`; there is never one timer per case, so a crash loses no deadline.
-Deferral (缓办) clears the stage while paused; resuming adds the paused time to the start.
+Deferral (缓办) clears the stage while paused; on resume every deadline moves by the paused time
+measured in the limit's own unit: calendar limits by the calendar time, working-time limits by the
+working minutes inside the pause (a pause over a weekend moves them by nothing).
 """
 
 from __future__ import annotations
@@ -73,9 +75,17 @@ def limit_of(case: Case, stage: str) -> tuple[float, str] | None:
 
 
 def _start(case: Case) -> dt.datetime | None:
-    if case.sla_start_at is None:
-        return None
-    return case.sla_start_at + dt.timedelta(seconds=case.paused_seconds)
+    return case.sla_start_at
+
+
+def _deadline(case: Case, start: dt.datetime, amount: float, unit: str) -> dt.datetime:
+    """`amount` `unit`s after `start`, pushed back by the case's pauses measured in that unit."""
+    if unit == "calendar_minutes":
+        return worktime.add(start, amount, unit) + dt.timedelta(seconds=case.paused_seconds)
+    due = worktime.add(start, amount, unit)
+    if case.paused_work_minutes:
+        due = worktime.add(due, case.paused_work_minutes / 60, "work_hours")
+    return due
 
 
 def handle_due(case: Case) -> dt.datetime | None:
@@ -83,7 +93,7 @@ def handle_due(case: Case) -> dt.datetime | None:
     start, lim = _start(case), limit_of(case, "handle")
     if start is None or lim is None:
         return None
-    due = worktime.add(start, lim[0], lim[1])
+    due = _deadline(case, start, lim[0], lim[1])
     for amount, unit in case.extensions or []:
         due = worktime.add(due, float(amount), str(unit))
     return due
@@ -111,10 +121,10 @@ def current_stage(case: Case) -> tuple[str, dt.datetime, dt.datetime] | None:
                 # Extended: warn at 80 % of the whole (extended) span, in calendar terms.
                 warn = due - (due - start) * (1 - WARN_FRACTION)
             else:
-                warn = worktime.add(start, lim[0] * WARN_FRACTION, lim[1])
+                warn = _deadline(case, start, lim[0] * WARN_FRACTION, lim[1])
         else:
-            due = worktime.add(start, lim[0], lim[1])
-            warn = worktime.add(start, lim[0] * WARN_FRACTION, lim[1])
+            due = _deadline(case, start, lim[0], lim[1])
+            warn = _deadline(case, start, lim[0] * WARN_FRACTION, lim[1])
         return stage, warn, due
     return None
 
