@@ -196,3 +196,14 @@ def test_a_day_range_equals_the_month_it_covers(cases: dict[str, Any]) -> None:
     # The first week only: c1 c2 c3 c4 c5 c7 reported on 2–7 November.
     week = kpi.total(Case.objects.all(), kpi.Period.days(dt.date(2026, 11, 1), dt.date(2026, 11, 7)))
     assert week.accepted == 6 and week.due == 3  # c1 (5th), c2 (6th), c6 (1st)
+
+
+def test_without_times_the_counts_are_the_same(cases: dict[str, Any]) -> None:
+    full, light = kpi.total(Case.objects.all(), NOV), kpi.total(Case.objects.all(), NOV, times=False)
+    assert light.avg_hours is None and light.p90_hours is None
+    assert (light.accepted, light.due, light.closed_on_time, light.signed_on_time) == (
+        full.accepted,
+        full.due,
+        full.closed_on_time,
+        full.signed_on_time,
+    )

@@ -37,6 +37,7 @@ from typing import Any
 
 from django.db.models import (
     Avg,
+    CharField,
     Count,
     DurationField,
     Exists,
@@ -45,6 +46,7 @@ from django.db.models import (
     OuterRef,
     Q,
     QuerySet,
+    Value,
 )
 from django.db.models.functions import Substr
 from django.utils import timezone
@@ -230,52 +232,57 @@ def p90(values: list[float]) -> float | None:
     return values[max(math.ceil(0.9 * len(values)) - 1, 0)]
 
 
-def breakdown(cases: QuerySet[Case], period: Period, by: str | None = None) -> list[KpiRow]:
+def breakdown(
+    cases: QuerySet[Case], period: Period, by: str | None = None, *, times: bool = True
+) -> list[KpiRow]:
     """KPI rows of `cases` in `period`, one per value of `by` (None: one total row).
 
     `by` is a DIMENSIONS key or "prefix:<n>" (the first n characters of area_path, i.e. one
-    region level below a parent: street → communities → grids)."""
+    region level below a parent: street → communities → grids). `times=False` leaves out the
+    handling times (average and p90), for charts that do not show them."""
     qs = _relevant(cases, period)
     if by is None:
-        key_expr: Any = None
+        key_expr: Any = Value(None, output_field=CharField())
     elif by.startswith("prefix:"):
         key_expr = Substr("area_path", 1, int(by.split(":", 1)[1]))
     else:
         key_expr = F(f"{DIMENSIONS[by]}_id")
     aggregates = _aggregates(period)
-    if key_expr is None:
+    if not times:
+        aggregates.pop("avg_handling")
+    if by is None:
         grouped: list[dict[str, Any]] = [{"k": None, **qs.aggregate(**aggregates)}]
-        times = qs.filter(_within("finished_at", period), dispatched_at__isnull=False)
-        durations = times.annotate(d=_handling_time()).order_by("d").values_list("d", flat=True)
-        by_key: dict[Any, list[float]] = {None: [h for h in (_hours(d) for d in durations) if h is not None]}
     else:
         grouped = [dict(g) for g in qs.annotate(k=key_expr).values("k").annotate(**aggregates).order_by("k")]
-        times = qs.filter(_within("finished_at", period), dispatched_at__isnull=False)
-        by_key = defaultdict(list)
-        for key, d in times.annotate(k=key_expr, d=_handling_time()).order_by("k", "d").values_list("k", "d"):
+    by_key: dict[Any, list[float]] = defaultdict(list)
+    if times:
+        # Ordered by group then duration, so each group's list arrives sorted for the percentile.
+        finished = cases.filter(_within("finished_at", period), dispatched_at__isnull=False)
+        pairs = finished.annotate(k=key_expr, d=_handling_time()).order_by("k", "d").values_list("k", "d")
+        for key, d in pairs:
             hours = _hours(d)
             if hours is not None:
-                by_key[key].append(hours)
+                by_key[None if by is None else key].append(hours)
     rows = []
     for g in grouped:
-        avg = g.pop("avg_handling")
+        avg = g.pop("avg_handling", None)
         key = g.pop("k")
         row = KpiRow(key=key, **g)
         row.avg_hours = _hours(avg)
-        row.p90_hours = p90(sorted(by_key.get(key, [])))
+        row.p90_hours = p90(by_key.get(key, []))
         rows.append(row)
     return rows
 
 
-def total(cases: QuerySet[Case], period: Period) -> KpiRow:
-    return breakdown(cases, period, None)[0]
+def total(cases: QuerySet[Case], period: Period, *, times: bool = True) -> KpiRow:
+    return breakdown(cases, period, None, times=times)[0]
 
 
-def trend(cases: QuerySet[Case], period: Period, months: int = 6) -> list[KpiRow]:
+def trend(cases: QuerySet[Case], period: Period, months: int = 6, *, times: bool = True) -> list[KpiRow]:
     """One total row per calendar month, the last `months` months up to the period's month."""
     out = []
     for month in period.previous_months(months):
-        row = total(cases, month)
+        row = total(cases, month, times=times)
         row.label = month.label
         out.append(row)
     return out

@@ -446,7 +446,7 @@ def _labelled(rows: list[kpi.KpiRow], model: Any, attr: str = "name") -> list[kp
     return rows
 
 
-def kpi_data(request: HttpRequest) -> dict[str, Any]:
+def kpi_data(request: HttpRequest, *, trend_times: bool = True) -> dict[str, Any]:
     period, keep = _period(request)
     month = period.label
     region = _top_region(request)
@@ -481,7 +481,8 @@ def kpi_data(request: HttpRequest) -> dict[str, Any]:
         }
         for r in work
     ]
-    trend = kpi.trend(cases, period, 6)
+    # The trend chart shows counts and rates only; the Excel report carries the times too.
+    trend = kpi.trend(cases, period, 6, times=trend_times)
     crumbs = []
     if region is not None:
         top = Region.objects.visible_to(request.user).order_by("path").first()
@@ -528,7 +529,7 @@ def kpi_page(request: HttpRequest) -> HttpResponse:
     denied = _allow(request, services.STAFF_ROLES)
     if denied:
         return denied
-    data = kpi_data(request)
+    data = kpi_data(request, trend_times=False)
     en = english()
     charts = {
         "units": {
