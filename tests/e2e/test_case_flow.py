@@ -147,3 +147,11 @@ def test_a_report_goes_round_the_loop(page: Any, phone: Any, live_server: Any) -
     assert page.locator("#deliveries tbody tr").count() >= 3
     case = Case.objects.get(pk=case.pk)
     assert case.closed_at is not None and case.satisfaction == "satisfied"
+
+    # The month's KPIs count it: the charts draw from the vendored ECharts, and the table agrees.
+    page.goto(f"{base}/cases/kpi/")
+    page.wait_for_selector("#chart-units[data-ready='1'] canvas")
+    page.wait_for_selector("#chart-trend[data-ready='1'] canvas")
+    units = page.inner_text("#kpi-units")
+    assert "A1网格" in units
+    assert page.locator("#kpi-workload tbody tr").count() >= 3  # dispatcher, grid worker, community
