@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "zhizhi.enterprises",
     "zhizhi.notify",
     "zhizhi.cases",
+    "zhizhi.open311",
     "zhizhi.intake",
 ]
 

@@ -11,6 +11,8 @@ from zhizhi.api import api
 urlpatterns = [
     path("api/v1/", api.urls),
     path("exchange/", include("zhizhi.exchange_urls")),
+    path("open311/v2/", include("zhizhi.open311.urls")),
+    path("open311/keys/", include("zhizhi.open311.web_urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("", include("zhizhi.web_urls")),
