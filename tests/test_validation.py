@@ -134,3 +134,27 @@ def test_editing_birth_date_alone_is_checked_against_the_stored_id(street: Stree
     assert _problems(exc) == {"birth_date": "birth_mismatch"}
     person.refresh_from_db()
     registry.update(reg, street.users["admin"], person, {"note": "核实", "gender": "女"}, person.version)
+
+
+def test_mobile_fast_path_agrees_with_phonenumbers() -> None:
+    """The cached 7-digit-prefix check for mobiles gives phonenumbers' own verdict."""
+    import random
+
+    import phonenumbers
+
+    from zhizhi import validators
+
+    rnd = random.Random(7)
+    for _ in range(5000):
+        number = "1" + "".join(rnd.choice("0123456789") for _ in range(10))
+        try:
+            expected = phonenumbers.is_valid_number(phonenumbers.parse(number, "CN"))
+        except phonenumbers.NumberParseException:
+            expected = False
+        try:
+            validators.phone(number)
+            got = True
+        except Invalid:
+            got = False
+        assert got == expected, number
+    assert validators.phone("+86 138-1234-5678") == "13812345678"
