@@ -112,3 +112,21 @@ class EmailAdapter:
 ADAPTERS: dict[str, Adapter] = {
     a.channel: a for a in (InboxAdapter(), SMSAdapter(), RobotAdapter(), WeComAdapter(), EmailAdapter())
 }
+
+
+class WebhookAdapter:
+    """A generic JSON callback (e.g. a hotline system's result callback): POST the message body, a
+    JSON object, to the recipient URL (other apps resolve their recipient names to URLs through
+    notify.services.RESOLVERS at delivery)."""
+
+    channel: ClassVar[str] = "webhook"
+
+    def deliver(self, message: OutboxMessage) -> None:
+        try:
+            payload = json.loads(message.body)
+        except ValueError:
+            raise DeliveryError("webhook body is not JSON") from None
+        _post_json(message.recipient, payload, message.idempotency_key)
+
+
+ADAPTERS["webhook"] = WebhookAdapter()
