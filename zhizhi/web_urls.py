@@ -23,4 +23,5 @@ urlpatterns = [
     path("map/locate/", geo_views.locate_view, name="map_locate"),
     path("cases/", include("zhizhi.cases.urls")),
     path("intake/", include("zhizhi.intake.urls")),
+    path("intake/text/", include("zhizhi.intake.urls_text")),
 ]
