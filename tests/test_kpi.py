@@ -207,3 +207,11 @@ def test_without_times_the_counts_are_the_same(cases: dict[str, Any]) -> None:
         full.closed_on_time,
         full.signed_on_time,
     )
+
+
+def test_the_trend_in_one_scan_equals_month_by_month(cases: dict[str, Any]) -> None:
+    rows = kpi.trend(Case.objects.all(), NOV, months=3)
+    assert [r.label for r in rows] == ["2026-09", "2026-10", "2026-11"]
+    for row, month in zip(rows, NOV.previous_months(3), strict=True):
+        alone = kpi.total(Case.objects.all(), month)
+        assert row.as_dict() | {"key": None, "label": ""} == alone.as_dict() | {"key": None, "label": ""}

@@ -520,6 +520,11 @@ def _fmt(key: str, value: Any) -> str:
     return str(value)
 
 
+def _percent(rate: float | None) -> float | None:
+    # None stays None: ECharts leaves a gap instead of drawing a false 0 %.
+    return None if rate is None else round(rate * 100, 1)
+
+
 def _table(rows: list[kpi.KpiRow]) -> list[dict[str, Any]]:
     return [{"row": r, "cells": [_fmt(k, r.value(k)) for k, _, _ in kpi.COLUMNS]} for r in rows]
 
@@ -536,14 +541,14 @@ def kpi_page(request: HttpRequest) -> HttpResponse:
             "names": [r.label for r in data["by_unit"][:15]],
             "accepted": [r.accepted for r in data["by_unit"][:15]],
             "closed": [r.closed for r in data["by_unit"][:15]],
-            "on_time": [round((r.on_time_rate or 0) * 100, 1) for r in data["by_unit"][:15]],
+            "on_time": [_percent(r.on_time_rate) for r in data["by_unit"][:15]],
         },
         "trend": {
             "months": [r.label for r in data["trend"]],
             "accepted": [r.accepted for r in data["trend"]],
             "closed": [r.closed for r in data["trend"]],
-            "close_rate": [round((r.close_rate or 0) * 100, 1) for r in data["trend"]],
-            "on_time_rate": [round((r.on_time_rate or 0) * 100, 1) for r in data["trend"]],
+            "close_rate": [_percent(r.close_rate) for r in data["trend"]],
+            "on_time_rate": [_percent(r.on_time_rate) for r in data["trend"]],
         },
     }
     return render(
