@@ -424,3 +424,47 @@ def test_the_sweep_feeds_back_a_report_merged_after_the_finish(loop: CaseMaker) 
         ).count()
         == 1
     )
+
+
+# --- phone verification code --------------------------------------------------------------------
+def test_report_page_renders_for_anyone(loop: CaseMaker) -> None:
+    page = Client().get("/intake/report/")
+    assert page.status_code == 200 and "intake-map" in codes(page) and "0102" in codes(page)
+
+
+def test_phone_code_is_texted_checked_and_limited(
+    loop: CaseMaker, settings: Any, gateway: FakeGateway
+) -> None:
+    settings.ZHIZHI_INTAKE_VERIFY_PHONE = True
+    client = Client()
+    sent = client.post("/intake/report/code/", {"reporter_phone": PHONE})
+    assert sent.status_code == 200 and sent.json()["sent"]
+    deliver_due()
+    texts = [r["body"] for r in gateway.received if r["path"] == "/sms"]
+    assert len(texts) == 1 and texts[0]["phone"] == PHONE
+    code = "".join(ch for ch in texts[0]["text"] if ch.isdigit())[:6]
+    assert PHONE not in str(OutboxMessage.objects.get(idempotency_key__startswith="intake:code:").recipient)
+    # Without a code, with a wrong one: refused; the right one works once.
+    assert client.post("/intake/report/", report_form()).status_code == 400
+    wrong = "000000" if code != "000000" else "111111"
+    assert client.post("/intake/report/", report_form(code=wrong)).status_code == 400
+    assert client.post("/intake/report/", report_form(code=code)).status_code == 201
+    assert client.post("/intake/report/", report_form(code=code)).status_code == 400  # used
+    assert Case.objects.count() == 1
+
+
+def test_phone_code_expires_and_counts_attempts(loop: CaseMaker, settings: Any) -> None:
+    start = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
+    with clock.frozen_at(start):
+        services.send_code(PHONE)
+    with clock.frozen_at(start + dt.timedelta(minutes=11)), pytest.raises(Invalid) as exc:
+        services.check_code(PHONE, "123456")
+    assert exc.value.problems[0].code == "code_wrong"
+    services.send_code(PHONE)
+    for _ in range(services.CODE_ATTEMPTS):
+        with pytest.raises(Invalid):
+            services.check_code(PHONE, "abcdef")
+    with pytest.raises(Invalid) as exc:
+        services.check_code(PHONE, "abcdef")
+    assert exc.value.problems[0].code == "code_attempts"
+    assert Client().post("/intake/report/code/", {"reporter_phone": "1"}).status_code == 400

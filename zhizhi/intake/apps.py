@@ -9,9 +9,10 @@ class IntakeConfig(AppConfig):
 
     def ready(self) -> None:
         from zhizhi.cases.models import Case
-        from zhizhi.intake.services import callback_url_for, on_case_saved
+        from zhizhi.intake.services import callback_url_for, code_phone_for, on_case_saved
         from zhizhi.notify.services import RESOLVERS
 
         # The core has no finish hook of its own: Case's post_save is the point where a result lands.
         post_save.connect(on_case_saved, sender=Case, dispatch_uid="intake_feedback")
         RESOLVERS["intake"] = callback_url_for
+        RESOLVERS["intakecode"] = code_phone_for

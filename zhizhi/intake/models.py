@@ -120,6 +120,8 @@ class PhoneCode(models.Model):
     """A verification code sent to a reporter's phone (stored hashed, expires, limited attempts)."""
 
     phone_hash = models.CharField(max_length=64, db_index=True)
+    # Encrypted, for the SMS gateway only (resolved at delivery, like the cases' reporter phones).
+    phone_enc = models.TextField(blank=True, default="")
     code_hash = models.CharField(max_length=64)
     created_at = models.DateTimeField(default=clock.now)
     expires_at = models.DateTimeField()

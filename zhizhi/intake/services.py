@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import json
 import logging
 import math
@@ -30,11 +31,18 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
 
-from zhizhi import clock, validators
+from zhizhi import clock, crypto, validators
 from zhizhi.cases import services as case_services
 from zhizhi.cases.models import Case, Category
 from zhizhi.geo.services import locate
-from zhizhi.intake.models import Camera, CameraEventType, ChannelMessage, RateCounter, SourceEndpoint
+from zhizhi.intake.models import (
+    Camera,
+    CameraEventType,
+    ChannelMessage,
+    PhoneCode,
+    RateCounter,
+    SourceEndpoint,
+)
 from zhizhi.notify.services import enqueue
 from zhizhi.problems import Invalid, Problem, invalid
 
@@ -255,6 +263,89 @@ def purge_rate_counters() -> int:
     return RateCounter.objects.filter(window_start__lt=cutoff).delete()[0]
 
 
+# --- phone verification code -------------------------------------------------------------------
+CODE_TTL = dt.timedelta(minutes=10)
+CODE_ATTEMPTS = 5
+
+
+def _code_hash(phone_h: str, code: str) -> str:
+    return hmac.new(settings.SECRET_KEY.encode(), f"{phone_h}:{code}".encode(), hashlib.sha256).hexdigest()
+
+
+def send_code(raw_phone: str, ip: str = "") -> PhoneCode:
+    """Text a 6-digit code to the phone through the outbox (SMS adapter); valid 10 minutes,
+    at most 5 tries. Counted against the same per-phone and per-IP limits as reports."""
+    phone = _phone(raw_phone)
+    if not phone:
+        raise invalid("required", "请填写手机号码", "Enter the phone number", field="reporter_phone")
+    hit_rate("ip", ip)
+    hit_rate("phone", phone_hash(phone))
+    code = f"{secrets.randbelow(1_000_000):06d}"
+    now = clock.now()
+    with transaction.atomic():
+        row = PhoneCode.objects.create(
+            phone_hash=phone_hash(phone),
+            phone_enc=crypto.encrypt(phone),
+            code_hash=_code_hash(phone_hash(phone), code),
+            created_at=now,
+            expires_at=now + CODE_TTL,
+        )
+        enqueue(
+            "sms",
+            f"intakecode:{row.pk}",
+            f"【智治】您的验证码是{code}，10分钟内有效。",
+            key=f"intake:code:{row.pk}",
+        )
+    return row
+
+
+def check_code(phone: str, code: str) -> None:
+    """The latest unexpired code of this phone must match; wrong tries are counted."""
+    wrong = invalid("code_wrong", "验证码错误或已过期", "The code is wrong or has expired", field="code")
+    with transaction.atomic():
+        row = (
+            PhoneCode.objects.select_for_update()
+            .filter(phone_hash=phone_hash(phone), used=False, expires_at__gt=clock.now())
+            .order_by("-created_at", "-id")
+            .first()
+        )
+        if row is None:
+            raise wrong
+        if row.attempts >= CODE_ATTEMPTS:
+            raise invalid(
+                "code_attempts",
+                "验证码尝试次数过多，请重新获取",
+                "Too many wrong codes; request a new one",
+                field="code",
+            )
+        if not hmac.compare_digest(row.code_hash, _code_hash(row.phone_hash, (code or "").strip())):
+            PhoneCode.objects.filter(pk=row.pk).update(attempts=F("attempts") + 1)
+            ok = False
+        else:
+            PhoneCode.objects.filter(pk=row.pk).update(used=True, phone_enc="")
+            ok = True
+    if not ok:
+        raise wrong
+
+
+def code_phone_for(message: Any) -> str:
+    """Outbox resolver for "intakecode:<id>": the phone, decrypted for the gateway only."""
+    from zhizhi.notify.adapters import DeliveryError
+
+    try:
+        pk = int(message.recipient.split(":")[1])
+    except (IndexError, ValueError):
+        raise DeliveryError(f"bad recipient {message.recipient!r}") from None
+    row = PhoneCode.objects.filter(pk=pk).first()
+    if row is None or not row.phone_enc:
+        raise DeliveryError(f"code {pk} has no phone")
+    return crypto.decrypt(row.phone_enc)
+
+
+def verification_required() -> bool:
+    return bool(getattr(settings, "ZHIZHI_INTAKE_VERIFY_PHONE", False))
+
+
 # --- the common tail ----------------------------------------------------------------------------
 @dataclass
 class Received:
@@ -293,6 +384,7 @@ def resident_report(
     reporter_phone: str = "",
     photos: list[tuple[str, bytes]] | None = None,
     ip: str = "",
+    code: str = "",
 ) -> Received:
     """A resident's report from the public page: validated, rate-limited, registered; the
     ChannelMessage carries the follow link's secret."""
@@ -337,6 +429,8 @@ def resident_report(
         files = []
     if problems:
         raise Invalid(problems)
+    if code or verification_required():
+        check_code(phone, code)
     # Counted only for well-formed reports, so a resident fixing a typo is not locked out.
     hit_rate("ip", ip)
     hit_rate("phone", phone_hash(phone))

@@ -14,6 +14,7 @@ from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import cache_control
+from django.views.decorators.http import require_POST
 
 from zhizhi.cases import services as case_services
 from zhizhi.cases.models import Case, Category
@@ -78,6 +79,7 @@ def report(request: HttpRequest) -> HttpResponse:
                 reporter_phone=request.POST.get("reporter_phone", ""),
                 photos=_files(request),
                 ip=_client_ip(request),
+                code=request.POST.get("code", ""),
             )
         except services.RateLimited as exc:
             response = render(
@@ -103,9 +105,31 @@ def report(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "intake/report.html",
-        {"problems": problems, "fields": fields, "form": form, "categories": _leaves()},
+        {
+            "problems": problems,
+            "fields": fields,
+            "form": form,
+            "categories": _leaves(),
+            "verify": services.verification_required(),
+        },
         status=status,
     )
+
+
+@require_POST
+def send_code(request: HttpRequest) -> JsonResponse:
+    """/intake/report/code/: text a verification code to the phone (JSON answer, 429 when limited)."""
+    try:
+        services.send_code(request.POST.get("reporter_phone", ""), _client_ip(request))
+    except services.RateLimited as exc:
+        response = JsonResponse(
+            {"errors": [{"code": "rate_limited", "zh": exc.zh, "en": exc.en}]}, status=429
+        )
+        response["Retry-After"] = str(exc.retry_after)
+        return response
+    except Invalid as exc:
+        return JsonResponse({"errors": [p.as_dict() for p in exc.problems]}, status=400)
+    return JsonResponse({"sent": True, "zh": "验证码已发送", "en": "The code was sent"})
 
 
 def follow(request: HttpRequest, token: str) -> HttpResponse:
