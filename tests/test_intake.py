@@ -468,3 +468,11 @@ def test_phone_code_expires_and_counts_attempts(loop: CaseMaker, settings: Any) 
         services.check_code(PHONE, "abcdef")
     assert exc.value.problems[0].code == "code_attempts"
     assert Client().post("/intake/report/code/", {"reporter_phone": "1"}).status_code == 400
+
+
+def test_admin_lists_intake_registries(loop: CaseMaker, camera: Camera) -> None:
+    client = Client()
+    client.force_login(loop.user("admin"))
+    for name in ("camera", "cameraeventtype", "sourceendpoint", "columnmapping", "channelmessage"):
+        assert client.get(f"/admin/intake/{name}/").status_code == 200, name
+    assert "CAM-001" in codes(client.get("/admin/intake/camera/"))
