@@ -347,3 +347,15 @@ def test_a_repeated_finish_stores_its_photo_once_and_a_too_large_photo_is_refuse
     assert answer.status_code == 400
     assert "照片过大" in answer.content.decode() and "too large" in answer.content.decode()
     assert not CasePhoto.objects.filter(case=other).exists()
+
+
+def test_the_queue_suggests_a_unit_by_the_rules_when_the_row_has_none(loop: CaseMaker) -> None:
+    case = loop.new(category_certain=False)
+    Case.objects.filter(pk=case.pk).update(suggested_unit=None)  # an older row without a suggestion
+    page = client_for("dispatcher").get("/cases/dispatch/").content.decode()
+    row = page.split(f'id="q-{case.pk}"')[1].split("</tr>")[0]
+    assert "一键派遣" in row and '"unit": "G-A1"' in row and "A1网格" in row
+    nowhere = loop.new(at=(120.1175, 30.305), category_certain=False)  # B2: no unit serves it
+    page = client_for("dispatcher").get("/cases/dispatch/").content.decode()
+    row = page.split(f'id="q-{nowhere.pk}"')[1].split("</tr>")[0]
+    assert "一键派遣" not in row and '<details class="more" open>' in row

@@ -28,7 +28,7 @@ from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Font
 
 from zhizhi import clock
-from zhizhi.cases import kpi, services, transitions
+from zhizhi.cases import kpi, routing, services, transitions
 from zhizhi.cases.models import Case, CaseEvent, CasePhoto, Category
 from zhizhi.exchange import _xlsx_cell
 from zhizhi.geo.models import Region
@@ -130,6 +130,12 @@ def dispatch_bench(request: HttpRequest) -> HttpResponse:
     )
     to_verify = list(_case_rows(_visible(request).filter(status="finished")).order_by("finished_at")[:100])
     to_visit = list(_case_rows(_visible(request).filter(status="closed")).order_by("closed_at")[:100])
+    for case in queue:
+        # The unit registration suggested; for older rows without one, ask the routing rules now.
+        unit = case.suggested_unit
+        if unit is None and case.status != "reported":
+            unit = routing.route(case.category, case.grid, category_certain=False).unit
+        setattr(case, "pick_unit", unit)  # noqa: B010
     context = {
         "queue": [c for c in queue if c.status != "returned"],
         "returns": [c for c in queue if c.status == "returned"],
