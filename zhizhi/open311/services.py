@@ -57,6 +57,9 @@ PUBLIC_ACTIONS = (
     "close_with_explanation",
     "open311_update",
 )
+# Actions whose note is written for the reporter (a result, a reason, a back office's update);
+# the notes of the other steps are internal and are published as the step's name only.
+PUBLIC_NOTES = ("finish", "reject", "merge", "close_with_explanation", "open311_update")
 # Groups of the responsibility list about people (care, disputes, public security …) are not
 # published: their cases carry personal circumstances that an open API must not list.
 DEFAULT_HIDDEN_GROUPS = ("29", "30", "32", "33", "34", "35", "37", "39", "40", "43", "44", "51", "52")
@@ -674,7 +677,8 @@ def update_view(event: CaseEvent) -> dict[str, Any]:
         "service_request_id": case.number,
         "status": "CLOSED" if after in CLOSED_STATUSES else "OPEN",
         "updated_datetime": w3(event.at),
-        "description": event.note or case_services.transitions.LABELS.get(event.action, "更新"),
+        "description": (event.note if event.action in PUBLIC_NOTES else "")
+        or case_services.transitions.LABELS.get(event.action, "更新"),
         "media_url": (event.data or {}).get("media_url") or None,
     }
 
