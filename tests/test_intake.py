@@ -399,6 +399,9 @@ def test_the_result_reaches_every_merged_channel_once(
     texts = [r["body"]["text"] for r in gateway.received if r["path"] == "/sms"]
     assert sum(parent.number in t and "已清理" in t for t in texts) >= 2
     assert "/sms" in got
+    # The merged resident's follow link shows the parent's result.
+    follow = codes(Client().get(f"/intake/follow/{web.message.follow_token}/"))
+    assert parent.number in follow and "已清理" in follow and web.case.number in follow
     # The export for hotline systems that pull.
     rows = api.get("/api/v1/intake/workorders/results", {"since": "2000-01-01T00:00:00"}).json()
     assert rows["count"] == 2 and {r["order_id"] for r in rows["results"]} == {"GD2", "GD20261123001"}
@@ -476,3 +479,39 @@ def test_admin_lists_intake_registries(loop: CaseMaker, camera: Camera) -> None:
     for name in ("camera", "cameraeventtype", "sourceendpoint", "columnmapping", "channelmessage"):
         assert client.get(f"/admin/intake/{name}/").status_code == 200, name
     assert "CAM-001" in codes(client.get("/admin/intake/camera/"))
+
+
+@pytest.mark.postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_the_same_work_order_three_times_at_once_is_one_case(street: Any) -> None:
+    import threading
+
+    from django.db import connection
+
+    from tests.test_cases_support import LIST, add_loop_units
+
+    if connection.vendor != "postgresql":
+        pytest.skip("needs real concurrent connections (PostgreSQL); SQLite serialises writers")
+    case_services.ensure_case_permissions()
+    add_loop_units(street)
+    case_services.load_responsibility_list(LIST, None)
+    barrier = threading.Barrier(3)
+    got: list[Any] = []
+
+    def run() -> None:
+        try:
+            barrier.wait()
+            got.append(services.receive_workorder(street.users["dispatcher"], "12345", order()).case.pk)
+        except Exception as exc:  # recorded so the assertion shows it
+            got.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == 3 and len(set(got)) == 1, got
+    assert Case.objects.filter(channel="hotline").count() == 1
+    assert ChannelMessage.objects.get(channel="hotline").count == 3

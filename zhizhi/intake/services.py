@@ -541,9 +541,21 @@ def receive_workorder(actor: Any, source: Any, data: dict[str, Any]) -> Received
         )
         waiting: list[dict[str, Any]] = []
         if message is None:
-            message = ChannelMessage.objects.create(
-                channel=channel, source=key, external_id=external_id, case=case, payload=clean
-            )
+            try:
+                with transaction.atomic():
+                    message = ChannelMessage.objects.create(
+                        channel=channel, source=key, external_id=external_id, case=case, payload=clean
+                    )
+            except IntegrityError:
+                # The same order delivered by a concurrent request a moment ago (same case).
+                message = ChannelMessage.objects.select_for_update().get(
+                    channel=channel, external_id=external_id
+                )
+                if message.case_id is None:
+                    message.case = case
+                    message.save(update_fields=["case"])
+                _seen_again(message)
+                return Received(case, message, False)
         else:
             waiting = list(message.payload.get("waiting", []))
             message.case = case
