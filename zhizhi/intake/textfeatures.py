@@ -101,6 +101,12 @@ class MinHasher:
         return [hash((i, row.tobytes())) for i, row in enumerate(rows)]
 
 
+# Words of grassroots governance that jieba's general dictionary cuts apart ("广场舞" → 广场/舞).
+DOMAIN_WORDS = (
+    "广场舞 停车位 停车难 电动车 垃圾桶 垃圾箱 垃圾房 加装电梯 飞线充电 群租房 僵尸车 共享单车 油烟 小广告 "
+    "占道经营 违章搭建 消防通道 楼道堆物 窨井 井盖 路灯 噪音 扰民 红茶议事会 物业费 装修垃圾 流浪猫 流浪狗"
+)
+
 # --- jieba, loaded once ---------------------------------------------------------------------------
 _jieba_lock = threading.Lock()
 _jieba: dict[str, Any] = {}
@@ -116,6 +122,8 @@ def _load() -> tuple[Any, Any]:
                 jieba.setLogLevel(logging.WARNING)
                 logging.getLogger("jieba").setLevel(logging.WARNING)
                 jieba.initialize()
+                for word in DOMAIN_WORDS.split():
+                    jieba.add_word(word, freq=20000)
                 _jieba["analyse"] = jieba.analyse
                 _jieba["jieba"] = jieba
     return _jieba["jieba"], _jieba["analyse"]
@@ -126,6 +134,22 @@ def tokens(text: str) -> list[str]:
     jieba, _ = _load()
     text = unicodedata.normalize("NFKC", text or "")
     return [w for w in jieba.lcut(text) if len(w) > 1 and w not in STOPWORDS and not _PUNCT.fullmatch(w)]
+
+
+def add_words(words: Iterable[str]) -> None:
+    """Teach jieba more words (the responsibility list's keywords), once per process."""
+    jieba, _ = _load()
+    known = _jieba.setdefault("added", set())
+    for word in words:
+        if word and len(word) > 1 and word not in known:
+            jieba.add_word(word, freq=20000)
+            known.add(word)
+
+
+def sub_words(word: str) -> list[str]:
+    """The word and the dictionary words inside it ("停车难" → 停车, 停车难), for counting topics."""
+    jieba, _ = _load()
+    return [w for w in jieba.lcut_for_search(word) if len(w) > 1 and w not in STOPWORDS]
 
 
 def keywords(text: str, top: int = 8) -> list[str]:

@@ -17,10 +17,10 @@ from typing import Any
 
 from zhizhi import clock
 from zhizhi.cases import services as case_services
-from zhizhi.cases.models import Case
+from zhizhi.cases.models import Case, Category
 from zhizhi.geo.models import Region
 from zhizhi.intake.models import TopicProposal
-from zhizhi.intake.textfeatures import keywords, tokens
+from zhizhi.intake.textfeatures import add_words, keywords, sub_words, tokens
 
 MAILBOX_CHANNELS = ("mailbox",)
 PER_MESSAGE = 6  # keywords taken from one message
@@ -61,7 +61,7 @@ def previous_bounds(start: dt.datetime, end: dt.datetime) -> tuple[dt.datetime, 
 def message_terms(text: str) -> tuple[set[str], set[str]]:
     """The keywords of one message and its phrases (two adjacent words, one of them a keyword)."""
     words = tokens(text)
-    found = set(keywords(text, top=PER_MESSAGE))
+    found = {part for word in keywords(text, top=PER_MESSAGE) for part in sub_words(word)}
     phrases = {a + b for a, b in itertools.pairwise(words) if a in found or b in found}
     return found, phrases - found
 
@@ -85,6 +85,7 @@ def rank(
 ) -> list[Topic]:
     """Topics of [start, end) against the previous period; `order` "count" or "growth"."""
     prev_start, _ = previous_bounds(start, end)
+    add_words(w for kw in Category.objects.values_list("keywords", flat=True) for w in (kw or []))
     now_terms: dict[str, list[int]] = defaultdict(list)
     before: Counter[str] = Counter()
     phrases: set[str] = set()
