@@ -359,3 +359,24 @@ def test_the_queue_suggests_a_unit_by_the_rules_when_the_row_has_none(loop: Case
     page = client_for("dispatcher").get("/cases/dispatch/").content.decode()
     row = page.split(f'id="q-{nowhere.pk}"')[1].split("</tr>")[0]
     assert "一键派遣" not in row and '<details class="more" open>' in row
+
+
+def test_a_resident_follows_their_own_report_without_staff_details(loop: CaseMaker) -> None:
+    resident = loop.user("resident")
+    mine = services.register_case(
+        resident,
+        title="楼道堆物",
+        category="0102",
+        lng=A1[0],
+        lat=A1[1],
+        channel="web",
+        reporter_user=resident,
+        register=False,
+    )
+    services.register_reported(loop.user("dispatcher"), mine.pk)
+    page = client_for("resident").get(f"/cases/{mine.pk}/").content.decode()
+    assert "楼道堆物" in page and "时间线" in page and "受理" in page and "派遣" in page
+    assert "通知送达" not in page and "A1网格员" not in page and "坐席" not in page
+    assert "工作人员" in page
+    other = loop.new()
+    assert client_for("resident").get(f"/cases/{other.pk}/").status_code == 404

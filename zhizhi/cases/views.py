@@ -267,6 +267,8 @@ def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "deliveries": deliveries,
             "shape": shape,
             "statuses": dict(Case.STATUSES),
+            # A resident following their own report sees the steps, not staff names or deliveries.
+            "staff_view": request.user.is_superuser or _role(request.user) in services.STAFF_ROLES,
             **_common(),
         },
     )
