@@ -380,3 +380,20 @@ def test_a_resident_follows_their_own_report_without_staff_details(loop: CaseMak
     assert "工作人员" in page
     other = loop.new()
     assert client_for("resident").get(f"/cases/{other.pk}/").status_code == 404
+
+
+def test_the_deadline_board_counts_and_filters_by_colour(loop: CaseMaker) -> None:
+    late, fine = loop.new(), loop.new()
+    Case.objects.filter(pk=late.pk).update(sla_level="red")
+    desk = client_for("dispatcher")
+    page = desk.get("/cases/dispatch/").content.decode()
+    board = page.split('id="board"')[1].split("</section>")[0]
+    assert late.number in board and fine.number in board and 'class="sla-row sla-red"' in board
+    assert (
+        '<span class="sla sla-red">超时</span> 1' in board
+        and '<span class="sla sla-green">正常</span> 1' in board
+    )
+    board = (
+        desk.get("/cases/dispatch/?level=red").content.decode().split('id="board"')[1].split("</section>")[0]
+    )
+    assert late.number in board and fine.number not in board

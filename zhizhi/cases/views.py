@@ -17,7 +17,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -38,6 +38,7 @@ from zhizhi.problems import Forbidden, Invalid, Problem
 from zhizhi.views import english, forbidden_page, is_htmx, problem_text
 
 DESK_ROLES = ("dispatcher", "street_leader")
+BOARD_ROWS = 200
 # The form fields an action may carry (everything else in the POST is ignored).
 ACTION_FIELDS = (
     "note",
@@ -123,11 +124,12 @@ def dispatch_bench(request: HttpRequest) -> HttpResponse:
         return denied
     user: Any = request.user
     queue = list(_case_rows(services.dispatcher_queue(user))[:200])
-    board = list(
-        _case_rows(
-            _visible(request).filter(status__in=transitions.OPEN, stage_due_at__isnull=False)
-        ).order_by("stage_due_at", "id")[:200]
-    )
+    timed = _visible(request).filter(status__in=transitions.OPEN, stage_due_at__isnull=False)
+    levels = {r["sla_level"]: r["n"] for r in timed.values("sla_level").annotate(n=Count("id")).order_by()}
+    level = request.GET.get("level", "")
+    if level in dict(Case.SLA_LEVELS):
+        timed = timed.filter(sla_level=level)
+    board = list(_case_rows(timed).order_by("stage_due_at", "id")[:BOARD_ROWS])
     to_verify = list(_case_rows(_visible(request).filter(status="finished")).order_by("finished_at")[:100])
     to_visit = list(_case_rows(_visible(request).filter(status="closed")).order_by("closed_at")[:100])
     for case in queue:
@@ -140,6 +142,9 @@ def dispatch_bench(request: HttpRequest) -> HttpResponse:
         "queue": [c for c in queue if c.status != "returned"],
         "returns": [c for c in queue if c.status == "returned"],
         "board": board,
+        "board_more": len(board) == BOARD_ROWS,
+        "levels": [(code, label, levels.get(code, 0)) for code, label in Case.SLA_LEVELS],
+        "level": level,
         "to_verify": to_verify,
         "to_visit": to_visit,
         "now": clock.now(),
