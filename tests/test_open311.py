@@ -643,3 +643,41 @@ def test_attribute_loader_command(loop: CaseMaker, tmp_path: Any) -> None:
     spec.write_text(json.dumps({"0104": [{"code": "floor", "datatype": "number", "description": "楼层"}]}))
     call_command("load_open311_attributes", str(spec), stdout=out)
     assert services.service_definition("0104")["attributes"][0]["code"] == "floor"
+
+
+@pytest.mark.postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_the_same_post_twice_at_once_is_one_case(street: Any) -> None:
+    import threading
+
+    from django.db import connection
+    from django.http import QueryDict
+
+    from tests.test_cases_support import LIST, add_loop_units
+
+    if connection.vendor != "postgresql":
+        pytest.skip("needs two real connections (PostgreSQL); SQLite serialises writers")
+    case_services.ensure_case_permissions()
+    add_loop_units(street)
+    case_services.load_responsibility_list(LIST, None)
+    services.load_attributes(ATTRS)
+    raw, key = services.issue_key(None, name="并发")
+    form = QueryDict(mutable=True)
+    form.update(good(raw))
+    barrier = threading.Barrier(2)
+    got: list[str] = []
+
+    def run() -> None:
+        try:
+            barrier.wait()
+            got.append(services.create_request(key, form).request.token)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == 2 and got[0] == got[1]
+    assert Case.objects.filter(channel="open311").count() == 1
