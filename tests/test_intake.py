@@ -298,7 +298,7 @@ def camera(loop: CaseMaker) -> Camera:
 
 
 def test_a_camera_burst_is_one_case_until_the_window_passes(
-    api: Client, camera: Camera, settings: Any
+    api: Client, camera: Camera, settings: Any, loop: CaseMaker
 ) -> None:
     settings.ZHIZHI_CAMERA_WINDOW_MINUTES = 30
     start = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
@@ -317,6 +317,15 @@ def test_a_camera_burst_is_one_case_until_the_window_passes(
     with clock.frozen_at(start + dt.timedelta(minutes=60)):
         assert post({"camera": "CAM-001", "event_type": "垃圾满溢", "event_id": "E9"}).status_code == 201
     assert Case.objects.filter(channel="camera").count() == 2
+    # A sighting after the case was finished is a new problem, even inside the window.
+    newest = Case.objects.filter(channel="camera").order_by("-id").first()
+    assert newest is not None
+    g = loop.user("grid_a1")
+    with clock.frozen_at(start + dt.timedelta(minutes=61)):
+        case_services.sign_for(g, newest.pk)
+        loop.finish(Case.objects.get(pk=newest.pk), g)
+    with clock.frozen_at(start + dt.timedelta(minutes=62)):
+        assert post({"camera": "CAM-001", "event_type": "垃圾满溢", "event_id": "E10"}).status_code == 201
     case = Case.objects.filter(channel="camera").first()
     assert case is not None and (case.lng, case.lat) == A1 and case.category.code == "0102"
 

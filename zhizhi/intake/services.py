@@ -33,6 +33,7 @@ from django.db.models import F
 
 from zhizhi import clock, crypto, validators
 from zhizhi.cases import services as case_services
+from zhizhi.cases import transitions
 from zhizhi.cases.models import Case, Category
 from zhizhi.geo.services import locate
 from zhizhi.intake.models import (
@@ -716,7 +717,10 @@ def receive_camera_event(actor: Any, data: dict[str, Any]) -> Received:
             .order_by("-last_seen")
             .first()
         )
-        if recent is not None and recent.case is not None and recent.case.status not in ("cancelled",):
+        # Joins only a case still being worked (through a merge, its parent): once finished or
+        # cancelled, a new sighting is a new problem.
+        open_case = root_of(recent.case) if recent is not None and recent.case is not None else None
+        if recent is not None and open_case is not None and open_case.status in transitions.ACTIVE:
             ids = list(recent.payload.get("event_ids", []))
             if event_id:
                 ids = [*ids, event_id][-200:]
@@ -724,7 +728,7 @@ def receive_camera_event(actor: Any, data: dict[str, Any]) -> Received:
             recent.count += 1
             recent.last_seen = now
             recent.save()
-            return Received(recent.case, recent, False, {"count": recent.count})
+            return Received(open_case, recent, False, {"count": recent.count})
         case = case_services.register_case(
             actor,
             title=f"{name}（{camera.name}）",
