@@ -681,3 +681,10 @@ def test_the_same_post_twice_at_once_is_one_case(street: Any) -> None:
         t.join()
     assert len(got) == 2 and got[0] == got[1]
     assert Case.objects.filter(channel="open311").count() == 1
+
+
+def test_a_point_outside_the_street_goes_to_the_dispatcher(client: Client, o311: dict[str, Any]) -> None:
+    body = js(post(client, **good(o311["key"], lat="39.9087", long="116.3975")))  # Beijing
+    case = Case.objects.get(number=body[0]["service_request_id"])
+    assert case.grid is None and case.status == "registered"
+    assert js(client.get(f"{BASE}/requests/{case.number}.json"))[0]["agency_responsible"] is None
