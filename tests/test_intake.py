@@ -411,6 +411,12 @@ def test_the_result_reaches_every_merged_channel_once(
     # The merged resident's follow link shows the parent's result.
     follow = codes(Client().get(f"/intake/follow/{web.message.follow_token}/"))
     assert parent.number in follow and "已清理" in follow and web.case.number in follow
+    # Staff see every channel behind the case; the web report's secret link is not among them.
+    listed = api.get(f"/api/v1/intake/cases/{parent.pk}/messages").json()["messages"]
+    assert sorted(m["channel"] for m in listed) == ["hotline", "hotline", "web"]
+    assert all(m["fed_back_at"] for m in listed) and "follow_token" not in str(listed)
+    outsider = Client(HTTP_AUTHORIZATION=f"Bearer {create_token(loop.user('cg'), 'x')[0]}")
+    assert outsider.get(f"/api/v1/intake/cases/{parent.pk}/messages").status_code == 404
     # The export for hotline systems that pull.
     rows = api.get("/api/v1/intake/workorders/results", {"since": "2000-01-01T00:00:00"}).json()
     assert rows["count"] == 2 and {r["order_id"] for r in rows["results"]} == {"GD2", "GD20261123001"}

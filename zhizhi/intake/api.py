@@ -3,6 +3,7 @@
 - POST workorders          a hotline/mailbox work order (or an update of one) from an upstream system
 - GET  workorders/results  export rows of work orders whose result was fed back (?since=ISO time)
 - POST camera-events       an AI event from a camera platform (collapsed per camera and type)
+- GET  cases/{id}/messages the channel messages behind a case and its merged reports
 
 Thin: each is one call into zhizhi/intake/services.py; docs in docs/integrations/.
 """
@@ -19,7 +20,9 @@ from ninja.responses import Status
 
 from zhizhi.api import app_router
 from zhizhi.api_common import ERRORS, acting
+from zhizhi.cases import services as case_services
 from zhizhi.intake import services
+from zhizhi.intake.models import ChannelMessage
 from zhizhi.problems import Forbidden, invalid
 
 router = app_router("intake")
@@ -111,3 +114,30 @@ def camera_event(request: HttpRequest, payload: CameraEventIn) -> Any:
     with acting(request):
         got = services.receive_camera_event(user, payload.dict())
     return Status(201 if got.created else 200, _answer(got))
+
+
+@router.get("/cases/{case_id}/messages", response={200: dict[str, Any], **ERRORS})
+def case_messages(request: HttpRequest, case_id: int) -> Any:
+    """案件及其合并报件的渠道消息（次数、最近接收、反馈时间）。The channel messages behind a case
+    and the reports merged into it: count, last_seen, fed_back_at (no reporter details)."""
+    case = case_services.get_case(request.auth, case_id)  # type: ignore[attr-defined]
+    members = services.family(case)
+    rows = (
+        ChannelMessage.objects.filter(case__in=members).select_related("case").order_by("received_at", "id")
+    )
+    return {
+        "case": case.number,
+        "messages": [
+            {
+                "channel": m.channel,
+                "source": m.source,
+                "external_id": m.external_id,
+                "case": m.case.number if m.case else None,
+                "count": m.count,
+                "received_at": m.received_at.isoformat(),
+                "last_seen": m.last_seen.isoformat(),
+                "fed_back_at": m.fed_back_at.isoformat() if m.fed_back_at else None,
+            }
+            for m in rows
+        ],
+    }
