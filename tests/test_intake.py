@@ -530,3 +530,50 @@ def test_the_same_work_order_three_times_at_once_is_one_case(street: Any) -> Non
     assert len(got) == 3 and len(set(got)) == 1, got
     assert Case.objects.filter(channel="hotline").count() == 1
     assert ChannelMessage.objects.get(channel="hotline").count == 3
+
+
+def test_a_callback_survives_a_down_hotline_system_and_arrives_once(
+    api: Client, loop: CaseMaker, gateway: FakeGateway
+) -> None:
+    SourceEndpoint.objects.create(source="12345", callback_url=gateway.url + "/callback")
+    g = loop.user("grid_a1")
+    number = api.post("/api/v1/intake/workorders", order(), content_type="application/json").json()[
+        "case_number"
+    ]
+    case = Case.objects.get(number=number)
+    case_services.sign_for(g, case.pk)
+    gateway.down = True
+    start = clock.now()
+    with clock.frozen_at(start):
+        loop.finish(Case.objects.get(pk=case.pk), g)
+        assert deliver_due()["retry"] >= 1
+    gateway.down = False
+    with clock.frozen_at(start + dt.timedelta(hours=2)):
+        deliver_due()
+        deliver_due()
+    callbacks = [r for r in gateway.received if r["path"] == "/callback"]
+    assert len(callbacks) == 1 and callbacks[0]["body"]["order_id"] == "GD20261123001"
+    assert OutboxMessage.objects.get(channel="webhook").status == OutboxMessage.SENT
+
+
+def test_a_work_order_outside_the_street_waits_in_the_queue(api: Client) -> None:
+    answer = api.post(
+        "/api/v1/intake/workorders",
+        order(lng=OUTSIDE[0], lat=OUTSIDE[1]),
+        content_type="application/json",
+    )
+    assert answer.status_code == 201
+    case = Case.objects.get()
+    assert case.grid is None and case.status in ("registered", "reported")
+    half = api.post(
+        "/api/v1/intake/workorders", order(order_id="GD-half", lat=None), content_type="application/json"
+    )
+    assert half.status_code == 400
+
+
+def test_old_rate_counters_are_purged(loop: CaseMaker) -> None:
+    start = dt.datetime(2026, 11, 20, 9, 0, tzinfo=dt.UTC)
+    with clock.frozen_at(start):
+        services.hit_rate("ip", "10.0.0.9")
+    services.hit_rate("ip", "10.0.0.9")
+    assert services.purge_rate_counters() == 1
