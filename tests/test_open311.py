@@ -688,3 +688,14 @@ def test_a_point_outside_the_street_goes_to_the_dispatcher(client: Client, o311:
     case = Case.objects.get(number=body[0]["service_request_id"])
     assert case.grid is None and case.status == "registered"
     assert js(client.get(f"{BASE}/requests/{case.number}.json"))[0]["agency_responsible"] is None
+
+
+def test_request_list_queries_do_not_grow_with_the_list(
+    client: Client, o311: dict[str, Any], django_assert_max_num_queries: Any
+) -> None:
+    for n in range(6):
+        case = _new(client, o311["key"], description=f"第{n}处")
+        case_services.return_case(o311["loop"].user("grid_a1"), case.pk, reason="属地不符", note=f"不归我{n}")
+    with django_assert_max_num_queries(6):
+        rows = js(client.get(f"{BASE}/requests.json"))
+    assert len(rows) == 6 and rows[0]["status_notes"] == "不归我5"

@@ -548,7 +548,7 @@ def create_request(key: IntegratorKey, data: Any) -> Created:
 
 def public_cases() -> QuerySet[Case]:
     return Case.objects.filter(category__in=published_categories()).select_related(
-        "category", "category__parent", "unit", "duplicate_of", "duplicate_of__unit"
+        "category", "category__parent", "unit", "duplicate_of", "duplicate_of__unit", "open311_request"
     )
 
 
@@ -559,27 +559,34 @@ def status_of(case: Case) -> str:
     return "closed" if case.status in CLOSED_STATUSES else "open"
 
 
-def _status_notes(case: Case) -> str | None:
-    if case.result:
-        return case.result
-    event = (
-        CaseEvent.objects.filter(case=case, action__in=NOTE_ACTIONS)
+def _latest_notes(cases: Iterable[Case]) -> dict[int, str]:
+    """The latest reporter-facing note per case (one query for a whole list)."""
+    ids = {c.pk for c in cases} | {c.duplicate_of_id for c in cases if c.duplicate_of_id}
+    rows = (
+        CaseEvent.objects.filter(case_id__in=ids, action__in=NOTE_ACTIONS)
         .exclude(note="")
-        .order_by("-at", "-id")
-        .first()
+        .order_by("at", "id")
+        .values_list("case_id", "note")
     )
-    return event.note if event else None
+    return dict(rows)  # ordered by time: the last note of each case wins
 
 
-def request_view(case: Case) -> dict[str, Any]:
+def request_views(cases: list[Case]) -> list[dict[str, Any]]:
+    notes = _latest_notes(cases)
+    return [request_view(case, notes) for case in cases]
+
+
+def request_view(case: Case, notes: dict[int, str] | None = None) -> dict[str, Any]:
     """One case as a GeoReport v2 `request`. A merged report shows the case it was merged into
     (the one being handled), so every channel of a problem sees the same progress."""
     live = case.duplicate_of if case.status == "merged" and case.duplicate_of is not None else case
     extra: ServiceRequestToken | None = getattr(case, "open311_request", None)
+    if notes is None:
+        notes = _latest_notes([case])
     return {
         "service_request_id": case.number,
         "status": status_of(live),
-        "status_notes": _status_notes(live),
+        "status_notes": live.result or notes.get(live.pk),
         "service_name": case.category.name if case.category else None,
         "service_code": case.category.code if case.category else None,
         "description": case.description or None,

@@ -148,7 +148,7 @@ def requests(request: HttpRequest, fmt: str, data: Any) -> HttpResponse:
             }
         ]
         return respond(fmt, "service_requests", "request", body)
-    rows = [services.request_view(case) for case in services.find_requests(data)]
+    rows = services.request_views(services.find_requests(data))
     return respond(fmt, "service_requests", "request", rows)
 
 
