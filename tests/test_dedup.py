@@ -165,6 +165,7 @@ def test_sure_duplicate_is_merged_as_a_linked_child_keeping_reporter_and_channel
     assert child.reporter_name == "张先生" and child.reporter_phone_masked.endswith("5678")
     merge = CaseEvent.objects.get(case=child, action="merge")
     assert merge.actor.username == dedup.ROBOT_USERNAME and merge.data["into"] == parent.number
+    assert not merge.actor.has_usable_password()  # nobody logs in as the merging account
     assert not CaseEvent.objects.filter(case=child, action="dispatch").exists()  # never dispatched
     parent.refresh_from_db()
     assert parent.status == "dispatched" and list(parent.duplicates.all()) == [child]
