@@ -420,6 +420,10 @@ def test_the_result_reaches_every_merged_channel_once(
     # The export for hotline systems that pull.
     rows = api.get("/api/v1/intake/workorders/results", {"since": "2000-01-01T00:00:00"}).json()
     assert rows["count"] == 2 and {r["order_id"] for r in rows["results"]} == {"GD2", "GD20261123001"}
+    sheet = api.get("/api/v1/intake/workorders/results", {"since": "2000-01-01T00:00:00", "format": "csv"})
+    assert sheet["Content-Type"].startswith("text/csv")
+    text = sheet.content.decode("utf-8-sig")
+    assert text.splitlines()[0].startswith("source,order_id,case_number") and "GD2" in text
     future = api.get("/api/v1/intake/workorders/results", {"since": "2999-01-01T00:00:00+00:00"}).json()
     assert future["count"] == 0
     assert api.get("/api/v1/intake/workorders/results", {"since": "yesterday"}).status_code == 400

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.utils.dateparse import parse_datetime
 from ninja import Schema
 from ninja.responses import Status
@@ -90,8 +90,9 @@ def push_workorder(request: HttpRequest, payload: WorkOrderIn) -> Any:
 
 
 @router.get("/workorders/results", response={200: dict[str, Any], **ERRORS})
-def workorder_results(request: HttpRequest, since: str = "", limit: int = 1000) -> Any:
-    """已反馈结果的工单（供热线系统拉取）。Work orders whose result was fed back since `since`."""
+def workorder_results(request: HttpRequest, since: str = "", limit: int = 1000, format: str = "json") -> Any:
+    """已反馈结果的工单（供热线系统拉取，`format=csv` 为表格）。Work orders whose result was fed
+    back since `since` (JSON, or CSV with `format=csv`)."""
     _integrator(request)
     when: dt.datetime | None = None
     if since:
@@ -103,6 +104,15 @@ def workorder_results(request: HttpRequest, since: str = "", limit: int = 1000) 
         if when.tzinfo is None:
             when = when.replace(tzinfo=dt.UTC)
     rows = services.results_since(when, max(1, min(limit, 5000)))
+    if format == "csv":
+        # A spreadsheet for systems that import files: the exchange's formula-safe CSV writer.
+        from zhizhi.exchange import _write_csv
+
+        columns = ["source", "order_id", "case_number", "status", "result", "finished_at", "fed_back_at"]
+        body = _write_csv(columns, iter([[r[c] for c in columns] for r in rows]))
+        response = HttpResponse(body, content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="workorder-results.csv"'
+        return response
     return {"count": len(rows), "results": rows}
 
 
