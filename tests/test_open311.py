@@ -699,3 +699,15 @@ def test_request_list_queries_do_not_grow_with_the_list(
     with django_assert_max_num_queries(6):
         rows = js(client.get(f"{BASE}/requests.json"))
     assert len(rows) == 6 and rows[0]["status_notes"] == "不归我5"
+
+
+def test_numbers_typed_into_text_are_masked_in_the_open_api(client: Client, o311: dict[str, Any]) -> None:
+    text = "联系我13800138000，身份证330105198001011234，门牌号12号"
+    case = _new(client, o311["key"], description=text)
+    assert Case.objects.get(pk=case.pk).description == text  # kept whole for the handlers
+    shown = js(client.get(f"{BASE}/requests/{case.number}.json"))[0]["description"]
+    assert shown == "联系我138****8000，身份证330105********1234，门牌号12号"
+    case_services.return_case(
+        o311["loop"].user("grid_a1"), case.pk, reason="属地不符", note="已电话13900001111"
+    )
+    assert js(client.get(f"{BASE}/requests/{case.number}.json"))[0]["status_notes"] == "已电话139****1111"

@@ -69,6 +69,9 @@ UNIT_WORDS = {
     "calendar_minutes": ("分钟", "minutes"),
 }
 ATTRIBUTE_PARAM = re.compile(r"^attribute\[([^\[\]]+)\](\[\])?$")
+# Phone and ID numbers that people type into a report's text; the open API masks them.
+MOBILE_IN_TEXT = re.compile(r"(?<!\d)(1[3-9]\d)\d{4}(\d{4})(?!\d)")
+ID_IN_TEXT = re.compile(r"(?<![\dXx])(\d{6})\d{8}(\d{3}[\dXx])(?![\dXx])")
 
 OPEN311_PERMISSIONS: list[dict[str, Any]] = [
     {
@@ -555,6 +558,14 @@ def public_cases() -> QuerySet[Case]:
 NOTE_ACTIONS = ("finish", "return", "reject", "merge", "verify_fail", "close_with_explanation", "reopen")
 
 
+def public_text(text: str | None) -> str | None:
+    """Text as the open API shows it: mobile and ID numbers typed into it are masked."""
+    if not text:
+        return None
+    text = ID_IN_TEXT.sub(lambda m: m.group(1) + "*" * 8 + m.group(2), text)
+    return MOBILE_IN_TEXT.sub(lambda m: m.group(1) + "****" + m.group(2), text)
+
+
 def status_of(case: Case) -> str:
     return "closed" if case.status in CLOSED_STATUSES else "open"
 
@@ -586,10 +597,10 @@ def request_view(case: Case, notes: dict[int, str] | None = None) -> dict[str, A
     return {
         "service_request_id": case.number,
         "status": status_of(live),
-        "status_notes": live.result or notes.get(live.pk),
+        "status_notes": public_text(live.result or notes.get(live.pk)),
         "service_name": case.category.name if case.category else None,
         "service_code": case.category.code if case.category else None,
-        "description": case.description or None,
+        "description": public_text(case.description),
         "agency_responsible": live.unit.name if live.unit else None,
         "service_notice": service_notice(case.category) or None,
         "requested_datetime": w3(case.reported_at),
@@ -684,7 +695,7 @@ def update_view(event: CaseEvent) -> dict[str, Any]:
         "service_request_id": case.number,
         "status": "CLOSED" if after in CLOSED_STATUSES else "OPEN",
         "updated_datetime": w3(event.at),
-        "description": (event.note if event.action in PUBLIC_NOTES else "")
+        "description": public_text(event.note if event.action in PUBLIC_NOTES else "")
         or case_services.transitions.LABELS.get(event.action, "更新"),
         "media_url": (event.data or {}).get("media_url") or None,
     }
