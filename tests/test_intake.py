@@ -581,3 +581,19 @@ def test_old_rate_counters_are_purged(loop: CaseMaker) -> None:
         services.hit_rate("ip", "10.0.0.9")
     services.hit_rate("ip", "10.0.0.9")
     assert services.purge_rate_counters() == 1
+
+
+def test_a_report_merged_into_a_finished_case_is_told_at_once(loop: CaseMaker, api: Client) -> None:
+    d, g = loop.user("dispatcher"), loop.user("grid_a1")
+    parent = loop.new()
+    case_services.sign_for(g, parent.pk)
+    loop.finish(parent, g)
+    late = api.post(
+        "/api/v1/intake/workorders", order(order_id="LATE1", category=None), content_type="application/json"
+    ).json()
+    child = Case.objects.get(number=late["case_number"])
+    assert ChannelMessage.objects.get(case=child).fed_back_at is None
+    case_services.merge_case(d, child.pk, into=parent.number)
+    assert ChannelMessage.objects.get(case=child).fed_back_at is not None
+    sms = OutboxMessage.objects.filter(idempotency_key=f"intake:result:case{parent.pk}:reporter{child.pk}")
+    assert sms.count() == 1 and "已清理" in sms.get().body

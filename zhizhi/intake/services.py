@@ -951,11 +951,18 @@ def sweep_feedback(limit: int = 500) -> int:
 def on_case_saved(sender: Any, instance: Case, created: bool, **_: Any) -> None:
     """post_save of Case: a case that has just reached a result is fed back inside the same
     transaction (a rolled-back finish tells nobody)."""
-    if created or instance.status not in FEEDBACK_STATUSES:
+    if created:
+        return
+    target: Case | None = instance if instance.status in FEEDBACK_STATUSES else None
+    if instance.status == "merged" and instance.duplicate_of_id:
+        # A report merged into a case that already has its result is told at once.
+        root = root_of(instance)
+        target = root if root.status in FEEDBACK_STATUSES else None
+    if target is None:
         return
     try:
         with transaction.atomic():
-            feed_back(instance)
+            feed_back(target)
     except Exception:  # the sweep retries; the core's action must not fail because of us
         log.exception("intake feedback for case %s failed", instance.pk)
 
