@@ -13,6 +13,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -27,6 +28,7 @@ from zhizhi.views import forbidden_page, problem_text
 
 DESK_ROLES = ("dispatcher", "street_leader")
 TOPIC_ROLES = (*DESK_ROLES, "community_worker")
+TOPIC_CACHE_SECONDS = 300
 
 
 def _allow(request: HttpRequest, roles: tuple[str, ...]) -> HttpResponse | None:
@@ -100,7 +102,12 @@ def topics_page(request: HttpRequest) -> HttpResponse:
     communities = _communities(request.user)
     community = next((c for c in communities if str(c.pk) == request.GET.get("community")), None)
     order = "growth" if request.GET.get("order") == "growth" else "count"
-    ranked = topics.rank(start, end, community=community, user=request.user, order=order)
+    # jieba reads every letter of two months (seconds for thousands): the page reuses a recent result.
+    key = f"intake:topics:{request.user.pk}:{start:%Y%m}:{community.pk if community else 0}:{order}"
+    ranked = cache.get(key)
+    if ranked is None:
+        ranked = topics.rank(start, end, community=community, user=request.user, order=order)
+        cache.set(key, ranked, TOPIC_CACHE_SECONDS)
     ids = {pk for t in ranked for pk in t.case_ids[:10]}
     cases = {c.pk: c for c in Case.objects.filter(pk__in=ids)}
     rows = [(t, [cases[pk] for pk in t.case_ids[:10] if pk in cases]) for t in ranked]
