@@ -142,7 +142,8 @@ def test_output_masks_and_shapes_refs_and_choices(street: Street) -> None:
 
 
 def test_invalid_input_reports_every_problem_by_field(street: Street) -> None:
-    bad_id = make_id_number("19850607", "F")[:-1] + ("0" if make_id_number()[-1] != "0" else "1")
+    good = make_id_number("19850607", "F")
+    bad_id = good[:-1] + ("0" if good[-1] != "0" else "1")  # a wrong check digit
     data = new_person(street, id_number=bad_id, phone="12345", population_type="火星人")
     response = post(as_user(street, "community_a"), PERSONS, data)
     assert response.status_code == 400
