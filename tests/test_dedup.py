@@ -296,3 +296,22 @@ def test_keep_from_the_page(desk: Street, client) -> None:  # type: ignore[no-un
     assert other.status != "merged"
     assert CaseEvent.objects.filter(case=other, action=dedup.KEEP_ACTION).exists()
     assert f'id="pair-{other.pk}-' not in client.get("/intake/text/duplicates/").content.decode()
+
+
+def test_reports_without_coordinates_are_compared_by_text(desk: Street) -> None:
+    placed = new_case(desk, PARENT_TEXT)
+    unplaced = services.register_case(
+        desk.users["dispatcher"],
+        title="湖州街路灯不亮",
+        description="晚上一片漆黑，好几天了",
+        category="1201",
+    )
+    # An unplaced report finds the placed case through the LSH buckets, the distance unknown.
+    found = dedup.find_duplicates({"text": PARENT_TEXT, "category": "0103"})
+    assert [c.case for c in found] == [placed] and found[0].distance_m is None and "无坐标" in found[0].reason
+    # A placed report finds the unplaced case by text alone; a different text finds nothing.
+    near = dedup.find_duplicates(
+        {"text": "湖州街路灯不亮 晚上一片漆黑", "lng": A1[0], "lat": A1[1], "category": "1201"}
+    )
+    assert [c.case for c in near] == [unplaced]
+    assert not dedup.find_duplicates({"text": "完全不同的事情", "category": "1201"})
