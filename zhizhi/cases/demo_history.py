@@ -318,7 +318,7 @@ class _Context:
         self.grids: list[_Grid] = []
         for g in Region.objects.filter(level=Region.GRID).exclude(boundary=None).order_by("code"):
             poly = shape(g.boundary)
-            name = communities.get(g.parent_id, "")
+            name = communities.get(g.parent_id or 0, "")
             self.grids.append(_Grid(g, poly, prep(poly), poly.bounds, by_grid.get(g.pk, []), name))
         if not self.grids:
             raise ValueError("没有网格，请先载入演示街道 / No grids: load the demo street first")
@@ -491,8 +491,8 @@ class _Sim:
         if level == "red":
             if c.stage == "handle":
                 c.overdue = True
-            if c.escalation_level < sla.MAX_ESCALATION:
-                c.escalate_at = c.stage_due_at + self.grace  # type: ignore[operator]
+            if c.escalation_level < sla.MAX_ESCALATION and c.stage_due_at is not None:
+                c.escalate_at = c.stage_due_at + self.grace
         due = c.stage_due_at.isoformat() if c.stage_due_at else None
         self._event(
             at,
@@ -806,6 +806,7 @@ class Generator:
     ) -> tuple[OrgUnit | None, Any, list[OrgUnit]]:
         """Where a returned case goes next: the community for a grid's case, else the territorial unit."""
         ctx = self.ctx
+        unit: OrgUnit | None
         if route.unit is not None and route.unit.kind == "grid":
             unit = ctx.community_units.get(grid.region.parent_id) or route.unit
         else:
@@ -897,25 +898,25 @@ class Generator:
         finish_at = self.finish_time(c, limit, overdue)
 
         # Things during handling, in time order (only those before the planned finish).
-        start = c.sla_start_at
+        start = _clock_start(c)
         during: list[tuple[dt.datetime, str, Any]] = []
         onsite = sla.limit_of(c, "onsite")
         if onsite:
-            during.append((self.wt(start, onsite[0] * rng.uniform(0.3, 0.95), onsite[1]), "arrive", None))  # type: ignore[arg-type]
+            during.append((self.wt(start, onsite[0] * rng.uniform(0.3, 0.95), onsite[1]), "arrive", None))
         for task in sim.tasks:
             if task.role == "assist":
                 reinforce = sla.limit_of(c, "reinforce")
                 when = (
-                    self.wt(start, reinforce[0] * rng.uniform(0.3, 0.95), reinforce[1])  # type: ignore[arg-type]
+                    self.wt(start, reinforce[0] * rng.uniform(0.3, 0.95), reinforce[1])
                     if reinforce
-                    else self.minutes(c.signed_at, 10, 120)  # type: ignore[arg-type]
+                    else self.minutes(c.signed_at or sim.last, 10, 120)
                 )
                 during.append((when, "arrive_assist", task))
         followup = sla.limit_of(c, "followup")
         if followup:
             during.append(
                 (self.wt(start, followup[0] * rng.uniform(0.3, 0.9), followup[1]), "followup", None)
-            )  # type: ignore[arg-type]
+            )
         for when, what, task in sorted(during, key=lambda d: d[0]):
             if when >= finish_at:
                 continue
@@ -962,12 +963,8 @@ class Generator:
             due = c.due_at or finish_at
             at = max(
                 sim.last,
-                self.wt(
-                    c.sla_start_at + dt.timedelta(seconds=c.paused_seconds),
-                    limit[0] * rng.uniform(0.5, 0.9),
-                    limit[1],
-                ),
-            )  # type: ignore[operator]
+                self.wt(_clock_start(c), limit[0] * rng.uniform(0.5, 0.9), limit[1]),
+            )
             amount, unit = (
                 (limit[0], limit[1])
                 if limit[1] == "calendar_minutes"
@@ -985,7 +982,7 @@ class Generator:
                 c.extension_request = dict(ask)
                 info.update(ask)
 
-            sim.step("request_extension", at, handler, requested, note=ask["reason"])
+            sim.step("request_extension", at, handler, requested, note=str(ask["reason"]))
             if sim.stopped or hold == "extension_pending":
                 sim.stopped = True
                 return
@@ -1020,8 +1017,11 @@ class Generator:
             return
         self.verify_and_visit(sim, cat, has_reporter, handler, supervisor, dispatcher, limit)
 
+    def close(self, c: Case, now: dt.datetime) -> None:
+        c.verified_at = c.closed_at = now
+
     def finish_time(self, c: Case, limit: tuple[float, str], overdue: bool) -> dt.datetime:
-        start = c.sla_start_at + dt.timedelta(seconds=c.paused_seconds)  # type: ignore[operator]
+        start = _clock_start(c)
         share = self.rng.uniform(1.1, 2.0) if overdue else self.rng.betavariate(2.2, 2.0) * 0.92 + 0.03
         return self.wt(start, limit[0] * share, limit[1])
 
@@ -1174,7 +1174,7 @@ class Generator:
                     "verify_pass",
                     at,
                     dispatcher,
-                    lambda now, info: setattr(c, "verified_at", now) or setattr(c, "closed_at", now),
+                    lambda now, info: self.close(c, now),
                     note="核查通过，准予结案",
                 ):
                     return
@@ -1191,7 +1191,8 @@ class Generator:
         meta = CaseEvent._meta
         columns = ["case", "at", "actor", "action", "from_status", "to_status", "note", "photos", "data"]
         columns.append("request_id")
-        names = ", ".join(connection.ops.quote_name(meta.get_field(c).column) for c in columns)
+        column_of = {f.name: str(f.column) for f in meta.concrete_fields}
+        names = ", ".join(connection.ops.quote_name(column_of[c]) for c in columns)
         marks = ", ".join(["%s"] * len(columns))
         # Identifiers come from the model, every value is a parameter.
         insert_event = f"INSERT INTO {connection.ops.quote_name(meta.db_table)} ({names}) VALUES ({marks})"  # noqa: S608
@@ -1260,6 +1261,12 @@ class Generator:
             area_path=street.path if street else "",
         )
         return counts
+
+
+def _clock_start(c: Case) -> dt.datetime:
+    """Where the case's deadlines count from: the SLA start shifted by the time spent deferred."""
+    assert c.sla_start_at is not None
+    return c.sla_start_at + dt.timedelta(seconds=c.paused_seconds)
 
 
 def _case_type_id() -> int:
