@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from django.db import connection, transaction
+from django.utils import timezone
 from faker import Faker
 from shapely.geometry import Point, shape
 from shapely.prepared import prep
@@ -549,7 +550,7 @@ class Generator:
     def reported_moment(self, source: str) -> dt.datetime:
         span = dt.timedelta(days=30.4 * self.months)
         day = (self.now - span + dt.timedelta(seconds=self.rng.uniform(0, span.total_seconds()))).astimezone(
-            worktime._tz()
+            timezone.get_current_timezone()
         )
         if source == "patrol":
             hour = self.rng.uniform(8.5, 17.5)
@@ -633,7 +634,7 @@ class Generator:
         cat = rng.choices(ctx.categories, weights=ctx.weights)[0]
         grid, x, y, where, address = self.place()
         title, description = self.texts(cat, source, where)
-        local = reported.astimezone(worktime._tz())
+        local = reported.astimezone(timezone.get_current_timezone())
         day = local.strftime("%Y%m%d")
         self.numbers[day] += 1
         external = ""
