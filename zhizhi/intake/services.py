@@ -371,6 +371,17 @@ def _add_photos(case: Case, photos: list[tuple[str, bytes]]) -> None:
         case_services.add_photo(None, case.pk, name=name, data=data)
 
 
+def _register(actor: Any, **kwargs: Any) -> Case:
+    """Register through suggest → dedup → register → auto-merge of a sure duplicate
+    (`intake.suggest.classify_and_register`), or the plain core path when
+    ZHIZHI_INTAKE_DEDUP is off."""
+    if not getattr(settings, "ZHIZHI_INTAKE_DEDUP", True):
+        return case_services.register_case(actor, **kwargs)
+    from zhizhi.intake import suggest
+
+    return suggest.classify_and_register(actor, **kwargs).case
+
+
 # --- resident report ----------------------------------------------------------------------------
 def resident_report(
     *,
@@ -437,7 +448,7 @@ def resident_report(
     hit_rate("phone", phone_hash(phone))
     token = secrets.token_urlsafe(24)
     with transaction.atomic():
-        case = case_services.register_case(
+        case = _register(
             None,
             title=title_from(text) if text else (cat.name if cat else "群众反映"),
             description=text,
@@ -448,7 +459,8 @@ def resident_report(
             channel="web",
             reporter_name=reporter_name,
             reporter_phone=phone,
-            register=cat is not None,
+            # Without a category, the suggestion decides: sure → dispatched, else the dispatcher's queue.
+            register=True,
         )
         message = ChannelMessage.objects.create(
             channel="web",
@@ -526,7 +538,7 @@ def receive_workorder(actor: Any, source: Any, data: dict[str, Any]) -> Received
                 _wait(message, clean)
             return Received(None, message, False, {"status": "waiting"})
         # A point outside the street is kept: the order waits in the dispatcher's queue.
-        case = case_services.register_case(
+        case = _register(
             actor,
             title=title or title_from(content),
             description=content,
@@ -729,7 +741,7 @@ def receive_camera_event(actor: Any, data: dict[str, Any]) -> Received:
             recent.last_seen = now
             recent.save()
             return Received(open_case, recent, False, {"count": recent.count})
-        case = case_services.register_case(
+        case = _register(
             actor,
             title=f"{name}（{camera.name}）",
             description=f"视频AI识别：{name}；摄像头 {camera.code} {camera.name}"
@@ -809,7 +821,7 @@ def patrol_report(
         raise Invalid(problems)
     with transaction.atomic():
         cat = case_services.category_by(category)
-        case = case_services.register_case(
+        case = _register(
             actor,
             title=title_from(text) if text else (cat.name if cat else "巡查上报"),
             description=text,
