@@ -14,16 +14,18 @@ def street(db) -> Street:  # type: ignore[no-untyped-def]
 
 @pytest.fixture(autouse=True)
 def _fresh_caches():  # type: ignore[no-untyped-def]
-    """Per-process caches (grid index, holiday table) must not outlive a rolled-back test."""
+    """Per-process caches (grid index, holiday table, dedup index, suggester) must not outlive a
+    rolled-back test."""
     from zhizhi.geo import spatial
 
     def clear() -> None:
         spatial.invalidate()
-        try:
-            from zhizhi.cases import worktime
-        except ImportError:
-            return
+        from zhizhi.cases import worktime
+        from zhizhi.intake import dedup, suggest
+
         worktime.invalidate()
+        dedup.invalidate()  # the open-case index of duplicate detection
+        suggest.use(None)  # the suggester's model and cached responsibility-list rows
 
     clear()
     yield
