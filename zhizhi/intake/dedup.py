@@ -47,6 +47,7 @@ DEFAULT_DISTANCE_M = 50
 # A full rebuild only drops rows that left the window or closed (the search filters those anyway);
 # it reads every open case (86 s for a million on the bench machine), so it is rare.
 REBUILD_SECONDS = 6 * 3600
+CATCH_UP_OVERLAP = 200
 CELL_DEG = 0.0005  # ≈ 55 m of latitude, ≈ 48 m of longitude at 30°N
 ROBOT_USERNAME = "zhizhi-dedup"
 KEEP_ACTION = "dedup_keep"
@@ -272,7 +273,9 @@ class DedupIndex:
                 self._load(0)
                 self.built_at = time.monotonic()
             else:
-                self._load(self.max_id)
+                # Ids are handed out before commit: a slower transaction can commit an id below one
+                # already seen, so the catch-up looks a little way back (known rows are skipped).
+                self._load(max(0, self.max_id - CATCH_UP_OVERLAP))
 
     def _lsh_rows(self, sig: np.ndarray) -> set[int]:
         if self.lsh is None:
