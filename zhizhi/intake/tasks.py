@@ -3,6 +3,7 @@
 from huey import crontab
 from huey.contrib.djhuey import db_periodic_task
 
+from zhizhi.intake import suggest  # noqa: F401 - registers the daily retraining task with the worker
 from zhizhi.intake.services import purge_rate_counters, sweep_feedback
 
 
