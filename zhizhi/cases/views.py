@@ -638,3 +638,70 @@ def _quote(name: str) -> str:
     from urllib.parse import quote
 
     return quote(name)
+
+
+# --- the responsibility list (权责清单) and its Excel exchange -------------------------------------
+def _rlist_denied(request: HttpRequest) -> HttpResponse | None:
+    from zhizhi.cases import rlist_excel
+
+    if rlist_excel.can_manage(request.user):
+        return None
+    return forbidden_page(
+        request, "只有街道领导或管理员可以维护权责清单", "Only street leaders or admins may maintain the list"
+    )
+
+
+@login_required
+def rlist_page(request: HttpRequest) -> HttpResponse:
+    """/cases/rlist/: the list grouped by 大类, its Excel export, and an upload form for import."""
+    from zhizhi.cases import rlist_excel
+
+    denied = _rlist_denied(request)
+    if denied is not None:
+        return denied
+    problems: list[dict[str, Any]] = []
+    counts: dict[str, Any] | None = None
+    status = 200
+    if request.method == "POST":
+        upload = request.FILES.get("file")
+        try:
+            if upload is None:
+                raise Invalid(
+                    [Problem("file", "请选择要导入的文件", "Choose a file to import", field="file")]
+                )
+            counts = rlist_excel.import_rlist(upload, upload.name or "", request.user)
+        except Invalid as exc:
+            status = 400
+            problems = [
+                {"row": p.row, "column": p.column, "value": p.value, "text": problem_text(p)}
+                for p in exc.problems
+            ]
+    groups: list[dict[str, Any]] = []
+    by_code: dict[str, dict[str, Any]] = {}
+    for leaf in rlist_excel._leaves():
+        parent = leaf.parent
+        assert parent is not None
+        group = by_code.get(parent.code)
+        if group is None:
+            group = by_code[parent.code] = {"category": parent, "rows": []}
+            groups.append(group)
+        # The sheet's own row minus the 大类 cells, so the page shows exactly what export writes.
+        group["rows"].append(rlist_excel.leaf_row(leaf)[3:])
+    context = {"groups": groups, "headers": rlist_excel.HEADERS[3:], "problems": problems, "counts": counts}
+    return render(request, "cases/rlist.html", context, status=status)
+
+
+@login_required
+def rlist_export(request: HttpRequest) -> HttpResponse:
+    from zhizhi.cases import rlist_excel
+
+    denied = _rlist_denied(request)
+    if denied is not None:
+        return denied
+    name = f"权责清单-{clock.now().strftime('%Y%m%d-%H%M')}.xlsx"
+    response = HttpResponse(
+        rlist_excel.export_rlist(),
+        content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    )
+    response["Content-Disposition"] = f"attachment; filename*=UTF-8''{_quote(name)}"
+    return response
