@@ -116,6 +116,9 @@ def _snapshot() -> list[tuple[Any, ...]]:
             c.dedup_distance_m,
             c.assign_rule,
             c.close_criteria,
+            c.register_criteria,
+            c.responsibility,
+            c.reinforce_limit,
         )
         for c in Category.objects.order_by("code")
     ]
@@ -245,3 +248,25 @@ def test_the_banner_shows_for_the_leader_when_next_year_is_uncovered(rlist: Any)
     with clock.frozen_at(dt.datetime(2025, 6, 15, 10, 0, tzinfo=dt.UTC)):
         assert "holiday-banner" not in leader.get("/cases/rlist/").content.decode()
     assert HolidayOverride.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_the_shipped_list_survives_the_excel_round_trip_unchanged() -> None:
+    """All 224 items of data/responsibility_list.json: JSON load, export, import → nothing changes."""
+    import json
+    from pathlib import Path
+
+    from zhizhi.demo.plan import STREET_UNITS
+    from zhizhi.orgs.models import OrgUnit, User
+
+    for code, name, kind in STREET_UNITS:
+        OrgUnit.objects.create(code=code, name=name, kind=kind)
+    path = Path(rlist_excel.__file__).parent / "data" / "responsibility_list.json"
+    load_responsibility_list(json.loads(path.read_text(encoding="utf-8")), None)
+    before = _snapshot()
+    admin = User.objects.create_superuser("rlist-admin", password=PASSWORD)
+    data = rlist_excel.export_rlist()
+    assert len(_sheet(data)) == 1 + Category.objects.filter(parent__isnull=False).count()
+    counts = rlist_excel.import_rlist(io.BytesIO(data), "清单.xlsx", admin)
+    assert counts["created"] == 0 and counts["updated"] == 0
+    assert _snapshot() == before
