@@ -189,6 +189,7 @@ def test_every_bad_row_is_reported_and_nothing_written(rlist: Any) -> None:
         row(小类编码="0106", 小类名称="时限错", 签收时限="两小时"),  # row 3: bad limit text
         row(小类编码="0105", 小类名称="重复"),  # row 4: duplicate item code
         row(小类编码="0901", 小类名称="前缀错"),  # row 5: not prefixed by its 大类 01
+        row(小类编码=104, 小类名称="数字编码"),  # row 6: a number cell (the leading zero is lost)
     ]
     with pytest.raises(Invalid) as caught:
         rlist_excel.import_rlist(_xlsx(bad), "坏.xlsx", rlist.users["leader"])
@@ -197,6 +198,7 @@ def test_every_bad_row_is_reported_and_nothing_written(rlist: Any) -> None:
     assert (3, "签收时限", "两小时") in found
     assert (4, "小类编码", "0105") in found
     assert (5, "小类编码", "0901") in found
+    assert (6, "小类编码", "104") in found
     assert all(p.zh and p.en for p in caught.value.problems)
     assert _snapshot() == before
     assert not Category.objects.filter(code__in=["0105", "0106", "0901"]).exists()

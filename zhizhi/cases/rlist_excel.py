@@ -268,6 +268,18 @@ def parse_rows(fileobj: BinaryIO | Any, filename: str) -> list[dict[str, Any]]:
         ):
             if value is None:
                 p.bad(number, column, value, "不能为空", "is required")
+        for column, value in (("大类编码", big_code), ("小类编码", code)):
+            # Excel turns a typed 0102 into the number 102, silently losing the leading zero.
+            if isinstance(value, int | float):
+                p.bad(
+                    number,
+                    column,
+                    value,
+                    "须为文本（数字格式会丢失前导零）",
+                    "must be text (a number cell loses leading zeros)",
+                    "设为文本格式或以 ' 开头，如 '0102",
+                    "format the cell as text or start with ', e.g. '0102",
+                )
         big_code = None if big_code is None else str(big_code)
         code = None if code is None else str(code)
         kind = _choice(p, number, "类型", raw["类型"], KINDS, default="event")
