@@ -299,3 +299,23 @@ def polygon(value: Any, field: str = "boundary") -> dict:
     for x, y in ((minx, miny), (maxx, maxy)):
         coordinates(x, y, field)
     return value
+
+
+def period_order(
+    values: dict[str, Any], instance: Any, zh: str, start: str = "start_date", end: str = "end_date"
+) -> list[Problem]:
+    """A from/to pair (任职/离任, 起始/截止 …) whose end must not come before its start; the values
+    not being changed are taken from `instance`."""
+    first = values.get(start, getattr(instance, start, None) if instance else None)
+    last = values.get(end, getattr(instance, end, None) if instance else None)
+    if first and last and last < first:
+        return [
+            Problem(
+                "end_before_start",
+                zh,
+                "The end date is before the start date",
+                field=end,
+                value=last.isoformat(),
+            )
+        ]
+    return []

@@ -334,6 +334,14 @@ def _photos(case: Case, ids: Iterable[Any]) -> list[int]:
 Change = Callable[[Case, transitions.Transition, dict[str, Any]], str | None]
 
 
+def _required_reason(reason: str, note: str, zh: str, en: str) -> str:
+    """The reason an action must carry (延期, 缓办, 注销 …), taken from `reason` or else `note`."""
+    why = (reason or note or "").strip()
+    if not why:
+        raise invalid("reason_required", zh, en, field="reason")
+    return why
+
+
 def _act(
     actor: Any,
     case_id: int,
@@ -839,9 +847,7 @@ def request_extension(
     """申请延期. Asking after the handling deadline is allowed but flagged `late` (the case is
     already counted overdue; the supervisor sees the flag)."""
     value, time_unit = _amount(amount, time_unit)
-    why = (reason or note or "").strip()
-    if not why:
-        raise invalid("reason_required", "请说明延期原因", "State why you need more time", field="reason")
+    why = _required_reason(reason, note, "请说明延期原因", "State why you need more time")
 
     def change(case: Case, row: transitions.Transition, info: dict[str, Any]) -> None:
         late = bool(case.due_at and clock.now() >= case.due_at)
@@ -884,9 +890,7 @@ def defer_case(
     actor: Any, case_id: int, *, note: str = "", reason: str = "", request_id: str = "", **_: Any
 ) -> Case:
     """缓办: the clock stops until `resume_case` (the paused time is added to every deadline)."""
-    why = (reason or note or "").strip()
-    if not why:
-        raise invalid("reason_required", "请说明缓办原因", "State why the case is deferred", field="reason")
+    why = _required_reason(reason, note, "请说明缓办原因", "State why the case is deferred")
 
     def change(case: Case, row: transitions.Transition, info: dict[str, Any]) -> None:
         case.deferred_at = clock.now()
@@ -1229,9 +1233,7 @@ def reject_case(
     actor: Any, case_id: int, *, reason: str = "", note: str = "", request_id: str = "", **_: Any
 ) -> Case:
     """注销: not a case (does not meet 立案标准, out of jurisdiction …), with the reason."""
-    why = (reason or note or "").strip()
-    if not why:
-        raise invalid("reason_required", "请填写注销原因", "State why the case is rejected", field="reason")
+    why = _required_reason(reason, note, "请填写注销原因", "State why the case is rejected")
 
     def change(case: Case, row: transitions.Transition, info: dict[str, Any]) -> None:
         info["reason"] = why

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from zhizhi import validators
 from zhizhi.enterprises.models import Enterprise, Executive, TaxRecord
 from zhizhi.geo.models import Building, Region
 from zhizhi.people.services import HOUSE_REF
@@ -58,19 +59,7 @@ def enterprise_rules(values: dict[str, Any], instance: Enterprise | None) -> lis
 
 
 def executive_rules(values: dict[str, Any], instance: Executive | None) -> list[Problem]:
-    start = values.get("start_date", instance.start_date if instance else None)
-    end = values.get("end_date", instance.end_date if instance else None)
-    if start and end and end < start:
-        return [
-            Problem(
-                "end_before_start",
-                "离任日期早于任职日期",
-                "The end date is before the start date",
-                field="end_date",
-                value=end.isoformat(),
-            )
-        ]
-    return []
+    return validators.period_order(values, instance, "离任日期早于任职日期")
 
 
 def tax_rules(values: dict[str, Any], instance: TaxRecord | None) -> list[Problem]:

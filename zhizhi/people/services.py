@@ -141,19 +141,7 @@ def house_rules(values: dict[str, Any], instance: House | None) -> list[Problem]
 
 
 def residency_rules(values: dict[str, Any], instance: Residency | None) -> list[Problem]:
-    start = values.get("start_date", instance.start_date if instance else None)
-    end = values.get("end_date", instance.end_date if instance else None)
-    if start and end and end < start:
-        return [
-            Problem(
-                "end_before_start",
-                "截止日期早于起始日期",
-                "The end date is before the start date",
-                field="end_date",
-                value=end.isoformat(),
-            )
-        ]
-    return []
+    return validators.period_order(values, instance, "截止日期早于起始日期")
 
 
 def care_tag_rules(values: dict[str, Any], instance: CareTag | None) -> list[Problem]:
