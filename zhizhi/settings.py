@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "zhizhi.cases",
     "zhizhi.open311",
     "zhizhi.intake",
+    "zhizhi.alerts",
 ]
 
 MIDDLEWARE = [
@@ -166,6 +167,12 @@ ZHIZHI_CASE_ROBOTS = json.loads(os.environ.get("ZHIZHI_CASE_ROBOTS", "{}"))
 
 # Map background tiles (e.g. "https://tiles.example/{z}/{x}/{y}.png"); empty = offline blank background.
 ZHIZHI_TILE_URL = os.environ.get("ZHIZHI_TILE_URL", "")
+# Sensing devices (zhizhi.alerts): the MQTT broker and topic the bridge subscribes to, how long raw
+# readings are kept, and how many readings one device may send per minute before it is throttled.
+ZHIZHI_MQTT_URL = os.environ.get("ZHIZHI_MQTT_URL", "mqtt://127.0.0.1:1883")
+ZHIZHI_MQTT_TOPIC = os.environ.get("ZHIZHI_MQTT_TOPIC", "zhizhi/+/+/telemetry")
+ZHIZHI_READING_RETENTION_DAYS = int(os.environ.get("ZHIZHI_READING_RETENTION_DAYS", "90"))
+ZHIZHI_DEVICE_RATE_PER_MINUTE = int(os.environ.get("ZHIZHI_DEVICE_RATE_PER_MINUTE", "120"))
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
 HUEY_IMMEDIATE = os.environ.get("HUEY_IMMEDIATE", "0") == "1"
