@@ -9,7 +9,6 @@ constrained user has grid A1 (or community A) in scope and grid B1 out of it.
 from __future__ import annotations
 
 import csv
-import importlib.util
 import io
 from typing import Any
 
@@ -24,8 +23,6 @@ from zhizhi.registry import Registry, registries
 
 KEYS = sorted(registries())
 ROLES = ["anonymous", "unpermitted", "permitted", "constrained"]
-HAS_EXCHANGE = importlib.util.find_spec("zhizhi.exchange") is not None
-needs_exchange = pytest.mark.skipif(not HAS_EXCHANGE, reason="zhizhi/exchange.py is not there yet")
 
 
 def test_every_registry_has_a_sample_and_a_route() -> None:
@@ -186,7 +183,6 @@ def csv_upload(reg: Registry, raw: dict[str, Any]) -> SimpleUploadedFile:
     return SimpleUploadedFile("upload.csv", buf.getvalue().encode("utf-8-sig"), content_type="text/csv")
 
 
-@needs_exchange
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("key", KEYS)
 class TestImport:
@@ -210,7 +206,6 @@ class TestImport:
             assert count(reg) == before + 1
 
 
-@needs_exchange
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("key", KEYS)
 class TestExport:
