@@ -34,7 +34,7 @@ REGISTRY_ROUTES: dict[str, tuple[str, str]] = {}
 REGISTRY_ROUTERS: dict[str, Router] = {}
 
 # The apps whose api.py modules register routers, in the order they appear in the docs.
-API_APPS = ("geo", "people", "enterprises", "orgs", "cases", "intake")
+API_APPS = ("geo", "people", "enterprises", "orgs", "cases", "intake", "alerts")
 
 
 def app_router(app: str) -> Router:

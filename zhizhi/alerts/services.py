@@ -1,0 +1,343 @@
+"""Telemetry ingestion: the one door through which device readings enter (HTTP and MQTT alike).
+
+`ingest(device_code, token, readings, source)` checks the device and its token, then looks at every
+reading on its own: a bad one never spoils the batch. What happens to each kind of bad input:
+
+- unknown device, disabled device, bad token → `DeviceRefused`; nothing stored, counted per day in
+  `IngestCounter` (so an operator sees a misconfigured or hostile sender without a table full of junk);
+- no usable time (`at` missing or not a time), time > 5 minutes ahead of our clock, time older than
+  the retention period → reported, not stored (the time is the reading's identity and not trustworthy);
+- value not a number, or outside the plausible range of the device's kind → stored with status
+  "rejected" and the reason (the rules only ever read status "ok");
+- the same (device, at) again, in the batch or already stored → a duplicate: ignored and counted;
+  readings arriving out of order are normal and simply stored;
+- more than ZHIZHI_DEVICE_RATE_PER_MINUTE stored readings of one device in the last minute →
+  "rate_limited", not stored. The counter is the stored rows themselves, so it holds across the
+  HTTP workers and the MQTT bridge, and a flooding device costs nobody else anything.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import logging
+import math
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from zhizhi import clock
+from zhizhi.alerts.models import Device, IngestCounter, Reading
+from zhizhi.problems import Problem, invalid
+
+log = logging.getLogger(__name__)
+
+# Plausible value range per device kind (inclusive). Outside it the sensor is broken or lying.
+PLAUSIBLE: dict[str, tuple[float, float]] = {
+    "water_level": (-1.0, 20.0),  # m
+    "smoke": (0.0, 100.0),  # obscuration %/m (or 0/1 alarm)
+    "door": (0.0, 1.0),  # 0 closed, 1 open
+    "fume": (0.0, 2000.0),  # mg/m³ oil fume or µg/m³ PM
+    "noise": (0.0, 200.0),  # dB(A)
+    "gas": (0.0, 100.0),  # %LEL
+    "power": (0.0, 1000.0),  # kW
+}
+FUTURE_TOLERANCE = dt.timedelta(minutes=5)
+MAX_BATCH = 1000
+# Sources the counters and logs know about.
+SOURCES = ("http", "mqtt")
+
+
+class DeviceRefused(Exception):
+    """The sender is not a known, enabled device with the right token; nothing was stored."""
+
+    def __init__(self, reason: str, zh: str, en: str) -> None:
+        self.reason, self.zh, self.en = reason, zh, en
+        super().__init__(f"{zh} / {en}")
+
+    @property
+    def problem(self) -> Problem:
+        return Problem(self.reason, self.zh, self.en)
+
+
+@dataclass
+class Rejection:
+    index: int
+    code: str
+    zh: str
+    en: str
+    stored: bool  # True: kept as a "rejected" row for the record; False: dropped
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "code": self.code,
+            "zh": self.zh,
+            "en": self.en,
+            "stored": self.stored,
+            "message": f"第{self.index + 1}条读数 reading {self.index + 1}: {self.zh} / {self.en}",
+        }
+
+
+@dataclass
+class IngestResult:
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "rejected": [r.as_dict() for r in self.rejected],
+        }
+
+
+# --- tokens --------------------------------------------------------------------------------------
+def _token_hash(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def issue_token(device: Device) -> str:
+    """Give `device` a new token (the old one stops working). The raw token is returned once only."""
+    raw = "zd_" + secrets.token_urlsafe(24)
+    Device.objects.filter(pk=device.pk).update(token_hash=_token_hash(raw), token_prefix=raw[:8])
+    device.token_hash, device.token_prefix = _token_hash(raw), raw[:8]
+    return raw
+
+
+def count_refused(reason: str, n: int = 1) -> None:
+    day = clock.today()
+    counter, _ = IngestCounter.objects.get_or_create(day=day, reason=reason)
+    IngestCounter.objects.filter(pk=counter.pk).update(count=F("count") + max(n, 1))
+
+
+def authenticate(device_code: str, token: str, n: int = 1) -> Device:
+    """The enabled device `device_code` if `token` is its token; else count the refusal and raise."""
+    device = Device.objects.filter(code=str(device_code or "")[:40]).first()
+    if device is None or not device.enabled:
+        count_refused("unknown_device", n)
+        raise DeviceRefused("unknown_device", "设备不存在或已停用", "Unknown or disabled device")
+    if not device.token_hash or not hmac.compare_digest(device.token_hash, _token_hash(str(token or ""))):
+        count_refused("bad_token", n)
+        raise DeviceRefused("bad_token", "设备令牌不正确", "Wrong device token")
+    return device
+
+
+# --- one reading -----------------------------------------------------------------------------------
+def parse_at(raw: Any) -> dt.datetime | None:
+    """An ISO 8601 time (naive = local time zone) or epoch seconds; None when it is neither."""
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, int | float):
+        if not math.isfinite(raw):
+            return None
+        try:
+            return dt.datetime.fromtimestamp(raw, tz=dt.UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
+    if not isinstance(raw, str):
+        return None
+    try:
+        moment = parse_datetime(raw.strip())
+    except ValueError:
+        return None
+    if moment is None:
+        return None
+    if timezone.is_naive(moment):
+        moment = timezone.make_aware(moment)
+    return moment
+
+
+def parse_value(raw: Any) -> float | None:
+    """A finite number (JSON number or numeric text); None for anything else (booleans included)."""
+    if isinstance(raw, bool) or raw is None:
+        return None
+    if isinstance(raw, int | float):
+        value = float(raw)
+    elif isinstance(raw, str):
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _reason(zh: str, en: str) -> str:
+    return f"{zh} / {en}"[:100]
+
+
+# --- the batch -------------------------------------------------------------------------------------
+def ingest(device_code: str, token: str, readings: Sequence[Any], source: str = "http") -> IngestResult:
+    """Store a batch of readings of one device; see the module docstring for every bad input.
+
+    Raises `DeviceRefused` (unknown/disabled device, bad token) and `Invalid` (readings not a list, or
+    over MAX_BATCH). Everything of one batch is written in one transaction. After storing, the
+    accepted ("ok") readings go to `zhizhi.alerts.rules.evaluate_device(device, readings)`, imported
+    lazily: while that module or function does not exist the hook is skipped, and an error inside it
+    is logged and rolled back to a savepoint, so a rule bug never loses the readings themselves.
+    """
+    if not isinstance(readings, list | tuple):
+        raise invalid(
+            "readings", "readings 应为读数列表", "readings must be a list of readings", field="readings"
+        )
+    if len(readings) > MAX_BATCH:
+        raise invalid(
+            "batch_too_large",
+            f"一次最多上报 {MAX_BATCH} 条读数",
+            f"At most {MAX_BATCH} readings per batch",
+            field="readings",
+        )
+    device = authenticate(device_code, token, len(readings))
+    now = clock.now()
+    result = IngestResult()
+    oldest = now - dt.timedelta(days=settings.ZHIZHI_READING_RETENTION_DAYS)
+    low, high = PLAUSIBLE.get(device.kind, (-math.inf, math.inf))
+
+    # Pass 1: each reading on its own (no database).
+    candidates: list[tuple[int, Reading]] = []
+    for index, item in enumerate(readings):
+        if not isinstance(item, dict):
+            result.rejected.append(
+                Rejection(
+                    index,
+                    "not_an_object",
+                    "读数应为 {at, value} 对象",
+                    "A reading must be {at, value}",
+                    False,
+                )
+            )
+            continue
+        at = parse_at(item.get("at"))
+        if at is None:
+            result.rejected.append(
+                Rejection(
+                    index,
+                    "bad_time",
+                    "缺少测量时间或时间格式不对(应为 ISO 8601)",
+                    "Missing or malformed time (ISO 8601 expected)",
+                    False,
+                )
+            )
+            continue
+        if at > now + FUTURE_TOLERANCE:
+            result.rejected.append(
+                Rejection(
+                    index,
+                    "future_time",
+                    "测量时间超前于服务器时间5分钟以上，请校准设备时钟",
+                    "Time is more than 5 minutes ahead of the server; fix the device clock",
+                    False,
+                )
+            )
+            continue
+        if at < oldest:
+            result.rejected.append(
+                Rejection(
+                    index, "too_old", "测量时间早于保留期限", "Time is older than the retention period", False
+                )
+            )
+            continue
+        value = parse_value(item.get("value"))
+        reading = Reading(device=device, at=at, value=value, received_at=now)
+        if value is None:
+            zh, en = "读数不是数字", "Value is not a number"
+            reading.value, reading.status, reading.reason = None, Reading.REJECTED, _reason(zh, en)
+            result.rejected.append(Rejection(index, "not_a_number", zh, en, True))
+        elif not low <= value <= high:
+            unit = device.unit or ""
+            zh = f"读数 {value:g} 超出合理范围 {low:g}~{high:g}{unit}"
+            en = f"Value {value:g} outside the plausible range {low:g}..{high:g}{unit}"
+            reading.status, reading.reason = Reading.REJECTED, _reason(zh, en)
+            result.rejected.append(Rejection(index, "implausible", zh, en, True))
+        candidates.append((index, reading))
+
+    with transaction.atomic():
+        # The device row lock queues concurrent batches of one device (HTTP + MQTT), so the duplicate
+        # check, the rate count and last_value are consistent; other devices are not held up.
+        device = Device.objects.select_for_update().get(pk=device.pk)
+        ats = [r.at for _, r in candidates]
+        known = set(Reading.objects.filter(device=device, at__in=ats).values_list("at", flat=True))
+        recent = Reading.objects.filter(device=device, received_at__gt=now - dt.timedelta(minutes=1)).count()
+        budget = max(settings.ZHIZHI_DEVICE_RATE_PER_MINUTE - recent, 0)
+        fresh: list[Reading] = []
+        for index, reading in candidates:
+            if reading.at in known:
+                result.duplicates += 1
+                # A duplicate of a rejected reading was already reported with it; say nothing twice.
+                result.rejected = [r for r in result.rejected if not (r.index == index and r.stored)]
+                continue
+            if budget <= 0:
+                result.rejected = [r for r in result.rejected if r.index != index]
+                result.rejected.append(
+                    Rejection(
+                        index,
+                        "rate_limited",
+                        f"上报过于频繁(每分钟最多 {settings.ZHIZHI_DEVICE_RATE_PER_MINUTE} 条)，此条未保存",
+                        f"Too many readings (at most {settings.ZHIZHI_DEVICE_RATE_PER_MINUTE} a minute); "
+                        "not stored",
+                        False,
+                    )
+                )
+                continue
+            known.add(reading.at)
+            budget -= 1
+            fresh.append(reading)
+        # ignore_conflicts: a batch racing past the lock on another database connection cannot fail.
+        Reading.objects.bulk_create(fresh, ignore_conflicts=True)
+        accepted = [r for r in fresh if r.status == Reading.OK]
+        result.accepted = len(accepted)
+        if accepted:
+            newest = max(accepted, key=lambda r: r.at)
+            if device.last_seen_at is None or newest.at >= device.last_seen_at:
+                # update(), not save(): a reading is not an edit of the device (no change log, no
+                # version bump that would make a person's edit of the device conflict).
+                Device.objects.filter(pk=device.pk).update(last_value=newest.value, last_seen_at=newest.at)
+                device.last_value, device.last_seen_at = newest.value, newest.at
+            _call_rules(device, sorted(accepted, key=lambda r: r.at))
+    result.rejected.sort(key=lambda r: r.index)
+    if result.rejected:
+        log.info(
+            "telemetry %s from %s: %d accepted, %d duplicates, %d rejected",
+            source,
+            device.code,
+            result.accepted,
+            result.duplicates,
+            len(result.rejected),
+        )
+    return result
+
+
+def _call_rules(device: Device, readings: list[Reading]) -> None:
+    try:
+        from zhizhi.alerts import rules  # type: ignore[attr-defined, unused-ignore]
+    except ImportError:
+        return
+    except Exception:
+        log.exception("alert rules cannot be loaded; readings of %s kept unevaluated", device.code)
+        return
+    evaluate = getattr(rules, "evaluate_device", None)
+    if evaluate is None:
+        return
+    try:
+        with transaction.atomic():
+            evaluate(device, readings)
+    except Exception:
+        log.exception("alert rules failed for device %s; readings kept", device.code)
+
+
+def purge_old_readings(days: int | None = None) -> int:
+    """Delete readings older than the retention period; returns how many were deleted."""
+    keep = settings.ZHIZHI_READING_RETENTION_DAYS if days is None else days
+    deleted, _ = Reading.objects.filter(at__lt=clock.now() - dt.timedelta(days=keep)).delete()
+    return deleted

@@ -1,0 +1,21 @@
+"""Background work of the alerts app: keeping the readings table to its retention period."""
+
+from __future__ import annotations
+
+import logging
+
+from huey import crontab
+from huey.contrib.djhuey import db_periodic_task
+
+from zhizhi.alerts import services
+
+log = logging.getLogger(__name__)
+
+
+@db_periodic_task(crontab(minute="25", hour="3"))
+def purge_readings() -> int:
+    """Nightly: delete readings older than ZHIZHI_READING_RETENTION_DAYS (alarms keep their own values)."""
+    deleted = services.purge_old_readings()
+    if deleted:
+        log.info("purged %d old readings", deleted)
+    return deleted
