@@ -104,3 +104,6 @@ class IngestCounter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.reason}: {self.count}"
+
+
+from zhizhi.alerts.rule_models import *  # noqa: E402, F403

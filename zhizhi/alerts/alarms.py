@@ -1,0 +1,185 @@
+"""The alarm lifecycle: raise, repeat, escalate/deescalate, acknowledge, clear — and alarm → case.
+
+Callers hold a transaction (the evaluator locks the device row first); these functions lock the alarm row
+and fall back on the partial unique constraint when two evaluations race to raise the same alarm.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q, QuerySet
+
+from zhizhi import clock
+from zhizhi.alerts.models import Device
+from zhizhi.alerts.rule_models import Alarm, AlarmEvent, AlertRule
+from zhizhi.geo.models import Region
+from zhizhi.problems import Invalid
+
+log = logging.getLogger(__name__)
+
+RANK = {"info": 0, "minor": 1, "major": 2, "critical": 3}
+
+
+def source_key(device: Device) -> str:
+    return f"device:{device.code}"
+
+
+def active_alarm(rule: AlertRule, key: str) -> Alarm | None:
+    return Alarm.objects.select_for_update().filter(source_key=key, rule=rule, status=Alarm.ACTIVE).first()
+
+
+def _event(alarm: Alarm, kind: str, at: dt.datetime, *, value: float | None = None, note: str = "",
+           actor: Any = None) -> AlarmEvent:  # fmt: skip
+    return AlarmEvent.objects.create(
+        alarm=alarm, at=at, kind=kind, severity=alarm.severity, value=value, note=note[:300], actor=actor
+    )
+
+
+def report(
+    rule: AlertRule,
+    device: Device,
+    severity: str,
+    *,
+    at: dt.datetime,
+    value: float | None = None,
+    note: str = "",
+) -> Alarm:
+    """The rule's raising condition holds at `severity`: raise a new alarm, or update the active one
+    (a return after a lapse counts as a repeat; a different severity escalates or deescalates)."""
+    key = source_key(device)
+    with transaction.atomic():
+        alarm = active_alarm(rule, key)
+        if alarm is None:
+            try:
+                with transaction.atomic():
+                    alarm = Alarm.objects.create(
+                        rule=rule,
+                        device=device,
+                        source_key=key,
+                        severity=severity,
+                        value=value,
+                        first_seen_at=at,
+                        last_seen_at=at,
+                        area_path=device.area_path,
+                    )
+            except IntegrityError:
+                # Raised a moment ago by a concurrent (or restarted) evaluation: update that one.
+                alarm = active_alarm(rule, key)
+                if alarm is None:
+                    raise
+            else:
+                _event(alarm, "raised", at, value=value, note=note)
+                if rule.creates_case:
+                    open_case(alarm)
+                return alarm
+        return update(alarm, severity, at=at, value=value, note=note)
+
+
+def update(
+    alarm: Alarm, severity: str, *, at: dt.datetime, value: float | None = None, note: str = ""
+) -> Alarm:
+    """Move an active alarm to `severity` (the condition still or again holds)."""
+    fields = ["last_seen_at", "value", "holding"]
+    if not alarm.holding:
+        alarm.count += 1
+        fields.append("count")
+        _event(alarm, "repeated", at, value=value, note=note)
+    if severity != alarm.severity:
+        kind = "escalated" if RANK.get(severity, 0) > RANK.get(alarm.severity, 0) else "deescalated"
+        alarm.severity = severity
+        fields.append("severity")
+        _event(alarm, kind, at, value=value, note=note)
+    alarm.last_seen_at = max(alarm.last_seen_at, at)
+    alarm.value = value
+    alarm.holding = True
+    alarm.save(update_fields=fields)
+    return alarm
+
+
+def lapse(alarm: Alarm, *, severity: str | None = None, at: dt.datetime, value: float | None = None) -> Alarm:
+    """The raising condition no longer holds, but the clear condition does not hold yet (hysteresis):
+    the alarm stays active; its severity may step down to the ladder's lowest rung."""
+    fields = ["holding", "value"]
+    alarm.holding = False
+    alarm.value = value
+    if severity and RANK.get(severity, 0) < RANK.get(alarm.severity, 0):
+        alarm.severity = severity
+        fields.append("severity")
+        _event(alarm, "deescalated", at, value=value)
+    alarm.save(update_fields=fields)
+    return alarm
+
+
+def clear(alarm: Alarm, *, at: dt.datetime, value: float | None = None, note: str = "") -> Alarm:
+    """The clear condition holds: the alarm is over (whether or not anyone acknowledged it)."""
+    alarm.status = Alarm.CLEARED
+    alarm.cleared_at = at
+    alarm.holding = False
+    alarm.value = value if value is not None else alarm.value
+    alarm.save(update_fields=["status", "cleared_at", "holding", "value"])
+    _event(alarm, "cleared", at, value=value, note=note)
+    return alarm
+
+
+def clear_for(
+    rule: AlertRule, device: Device, *, at: dt.datetime, value: float | None = None, note: str = ""
+) -> Alarm | None:
+    alarm = active_alarm(rule, source_key(device))
+    return clear(alarm, at=at, value=value, note=note) if alarm is not None else None
+
+
+def acknowledge(alarm: Alarm, user: Any, note: str = "") -> Alarm:
+    """A person has seen it. Independent of clearing: the alarm stays active and can still escalate."""
+    with transaction.atomic():
+        locked = Alarm.objects.select_for_update().get(pk=alarm.pk)
+        if locked.acknowledged_at is None:
+            locked.acknowledged_at = clock.now()
+            locked.acknowledged_by = user
+            locked.save(update_fields=["acknowledged_at", "acknowledged_by"])
+            _event(locked, "acknowledged", locked.acknowledged_at, note=note, actor=user)
+    return locked
+
+
+def open_case(alarm: Alarm) -> None:
+    """Turn the alarm into a case through the case core (same transaction), routed to the unit the
+    rule's responsibility-list item names, so SLA, escalation, KPIs and dispatch notifications apply."""
+    from zhizhi.cases.services import register_case
+
+    rule, device = alarm.rule, alarm.device
+    name = device.name if device is not None else alarm.source_key
+    where = ""
+    if device is not None and device.building_id and device.building:
+        where = device.building.address
+    try:
+        with transaction.atomic():
+            case = register_case(
+                None,
+                title=f"{rule.name}：{name}"[:200],
+                description=(
+                    f"设备 {alarm.source_key} 告警（{alarm.get_severity_display()}），读数 {alarm.value}"
+                ),
+                category=rule.category_code or None,
+                lng=device.lng if device is not None else None,
+                lat=device.lat if device is not None else None,
+                address=where,
+                channel="iot",
+                external_id=f"alarm:{alarm.pk}",
+                urgent=True if alarm.severity == "critical" else None,
+            )
+    except Invalid as exc:
+        # The alarm itself must not be lost because its rule names a bad category or place.
+        log.warning("alarm %s: no case: %s", alarm.pk, exc)
+        _event(alarm, "case_failed", alarm.last_seen_at, note=str(exc))
+        return
+    alarm.case = case
+    alarm.save(update_fields=["case"])
+    _event(alarm, "case_created", alarm.last_seen_at, note=case.number)
+
+
+def active_alarms_under(region: Region) -> QuerySet[Alarm]:
+    """Active alarms anywhere under `region` (the region itself and all its descendants)."""
+    return Alarm.objects.filter(Q(area_path__startswith=region.path), status=Alarm.ACTIVE)

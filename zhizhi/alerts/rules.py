@@ -1,0 +1,241 @@
+"""Alert rule evaluation (see docs/alert-rules.md).
+
+`evaluate_device` runs after ingestion stored a device's readings; `sweep_silence` runs every minute for
+the rules that fire on the *absence* of readings (missing data, inactivity). One device is evaluated in
+one transaction holding its row lock, so a restarted worker re-evaluates from the stored readings without
+raising anything twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from zhizhi import clock
+from zhizhi.alerts import alarms
+from zhizhi.alerts.models import Device, Reading
+from zhizhi.alerts.rule_models import Alarm, AlertRule, DeviceRuleOverride
+
+Point = tuple[dt.datetime, float]
+
+
+def rules_for(device: Device, kinds: Iterable[str] | None = None) -> QuerySet[AlertRule]:
+    qs = AlertRule.objects.filter(enabled=True).filter(Q(device_kind="") | Q(device_kind=device.kind))
+    if kinds is not None:
+        qs = qs.filter(kind__in=list(kinds))
+    return qs.order_by("code")
+
+
+def params_for(rule: AlertRule, device: Device) -> dict[str, Any]:
+    """The rule's parameters with the device's own override (one person's window …) laid over them."""
+    params = dict(rule.params or {})
+    override = DeviceRuleOverride.objects.filter(rule=rule, device=device).first()
+    if override is not None:
+        params.update(override.params or {})
+    return params
+
+
+def _points(device: Device, since: dt.datetime, until: dt.datetime) -> list[Point]:
+    """Valid readings in [since, until], ordered by time, plus the last one before `since` (so a run
+    that began before the window is seen as long enough)."""
+    ok = Reading.objects.filter(device=device, status=Reading.OK, value__isnull=False, at__lte=until)
+    rows = list(ok.filter(at__gte=since).order_by("at").values_list("at", "value"))
+    before = ok.filter(at__lt=since).order_by("-at").values_list("at", "value").first()
+    if before is not None:
+        rows.insert(0, before)
+    return [(at, float(v)) for at, v in rows if v is not None]
+
+
+def held_for(points: list[Point], pred: Callable[[float], bool]) -> float | None:
+    """Seconds the trailing run of readings satisfying `pred` has lasted (None: the latest does not)."""
+    if not points or not pred(points[-1][1]):
+        return None
+    start = points[-1][0]
+    for at, value in reversed(points):
+        if not pred(value):
+            break
+        start = at
+    return (points[-1][0] - start).total_seconds()
+
+
+# --- threshold with duration ---------------------------------------------------------------------
+def _ladder(params: dict[str, Any]) -> list[dict[str, Any]]:
+    steps = [s for s in params.get("ladder", []) if "above" in s or "below" in s]
+    # Highest (most severe) rung first.
+    return sorted(steps, key=lambda s: alarms.RANK.get(s.get("severity", "major"), 0), reverse=True)
+
+
+def _step_pred(step: dict[str, Any]) -> Callable[[float], bool]:
+    if "above" in step:
+        limit = float(step["above"])
+        return lambda v: v > limit
+    low = float(step["below"])
+    return lambda v: v < low
+
+
+def _clear_pred(
+    params: dict[str, Any], ladder: list[dict[str, Any]]
+) -> tuple[Callable[[float], bool], float]:
+    clear = params.get("clear") or {}
+    if "below" in clear:
+        b = float(clear["below"])
+        return (lambda v: v < b), float(clear.get("for_seconds", 0))
+    if "above" in clear:
+        a = float(clear["above"])
+        return (lambda v: v > a), float(clear.get("for_seconds", 0))
+    # No clear condition: clear as soon as no rung holds.
+    preds = [_step_pred(s) for s in ladder]
+    return (lambda v: not any(p(v) for p in preds)), float(clear.get("for_seconds", 0))
+
+
+def _threshold(rule: AlertRule, device: Device, params: dict[str, Any], latest: dt.datetime) -> None:
+    ladder = _ladder(params)
+    if not ladder:
+        return
+    clear_pred, clear_for = _clear_pred(params, ladder)
+    window = max([float(s.get("for_seconds", 0)) for s in ladder] + [clear_for]) + 1
+    points = _points(device, latest - dt.timedelta(seconds=window), latest)
+    if not points:
+        return
+    at, value = points[-1]
+    target = None
+    for step in ladder:
+        held = held_for(points, _step_pred(step))
+        if held is not None and held >= float(step.get("for_seconds", 0)):
+            target = step.get("severity", "major")
+            break
+    key = alarms.source_key(device)
+    if target is not None:
+        alarms.report(rule, device, target, at=at, value=value)
+        return
+    alarm = alarms.active_alarm(rule, key)
+    if alarm is None:
+        return
+    held = held_for(points, clear_pred)
+    if held is not None and held >= clear_for:
+        alarms.clear(alarm, at=at, value=value)
+    else:
+        alarms.lapse(alarm, severity=ladder[-1].get("severity", "major"), at=at, value=value)
+
+
+# --- rate of change ------------------------------------------------------------------------------
+def _rate(rule: AlertRule, device: Device, params: dict[str, Any], latest: dt.datetime) -> None:
+    delta = float(params.get("delta", 0))
+    within = float(params.get("within_seconds", 600))
+    if delta <= 0:
+        return
+    clear_delta = float(params.get("clear_delta", delta / 2))
+    points = [
+        p
+        for p in _points(device, latest - dt.timedelta(seconds=within), latest)
+        if (latest - p[0]).total_seconds() <= within
+    ]
+    if not points:
+        return
+    at, value = points[-1]
+    change = max(abs(value - v) for _, v in points)
+    if change >= delta:
+        alarms.report(rule, device, params.get("severity", "major"), at=at, value=value, note=f"Δ={change:g}")
+        return
+    alarm = alarms.active_alarm(rule, alarms.source_key(device))
+    if alarm is None:
+        return
+    if change < clear_delta:
+        alarms.clear(alarm, at=at, value=value)
+    else:
+        alarms.lapse(alarm, at=at, value=value)
+
+
+# --- entry points --------------------------------------------------------------------------------
+def evaluate_device(device: Device, readings: Iterable[Reading] | None = None) -> None:
+    """Evaluate every rule on `device` after new readings were stored (the readings themselves are read
+    back from the store, ordered by time, so late and out-of-order arrivals count correctly)."""
+    with transaction.atomic():
+        locked = Device.objects.select_for_update().filter(pk=device.pk).first()
+        if locked is None or not locked.enabled:
+            return
+        latest = (
+            Reading.objects.filter(device=locked, status=Reading.OK, value__isnull=False)
+            .order_by("-at")
+            .values_list("at", flat=True)
+            .first()
+        )
+        if latest is None:
+            return
+        for rule in rules_for(locked):
+            params = params_for(rule, locked)
+            if rule.kind == AlertRule.THRESHOLD:
+                _threshold(rule, locked, params, latest)
+            elif rule.kind == AlertRule.RATE:
+                _rate(rule, locked, params, latest)
+            elif rule.kind in (AlertRule.MISSING, AlertRule.INACTIVITY):
+                # The device spoke: it is online again, and the watched person moved.
+                alarms.clear_for(rule, locked, at=latest, note="设备恢复上报")
+
+
+def _parse_hhmm(text: str) -> dt.time:
+    hours, minutes = str(text).split(":")
+    return dt.time(int(hours), int(minutes))
+
+
+def in_quiet_hours(params: dict[str, Any], moment: dt.datetime) -> bool:
+    quiet = params.get("quiet_hours") or []
+    if len(quiet) != 2:
+        return False
+    start, end = _parse_hhmm(quiet[0]), _parse_hhmm(quiet[1])
+    local = timezone.localtime(moment).time()
+    if start <= end:
+        return start <= local < end
+    return local >= start or local < end  # the quiet span crosses midnight
+
+
+def sweep_silence(now: dt.datetime | None = None) -> int:
+    """Raise missing-data (device offline) and inactivity alarms; returns how many alarms were raised
+    or updated. The query per rule uses the shortest window among the rule and its overrides, so only
+    devices silent at least that long are looked at (Device.last_seen_at)."""
+    now = now or clock.now()
+    touched = 0
+    kinds = (AlertRule.MISSING, AlertRule.INACTIVITY)
+    for rule in AlertRule.objects.filter(enabled=True, kind__in=kinds).order_by("code"):
+        windows = [float((rule.params or {}).get("silent_seconds", 1800))]
+        windows += [
+            float(p["silent_seconds"])
+            for p in DeviceRuleOverride.objects.filter(rule=rule).values_list("params", flat=True)
+            if isinstance(p, dict) and "silent_seconds" in p
+        ]
+        cutoff = now - dt.timedelta(seconds=min(windows))
+        devices = Device.objects.filter(enabled=True, last_seen_at__lt=cutoff)
+        if rule.device_kind:
+            devices = devices.filter(kind=rule.device_kind)
+        if rule.kind == AlertRule.INACTIVITY:
+            devices = devices.filter(watched_person__isnull=False)
+        for device in devices.order_by("pk"):
+            touched += _silence(rule, device, now)
+    return touched
+
+
+def _silence(rule: AlertRule, device: Device, now: dt.datetime) -> int:
+    with transaction.atomic():
+        locked = Device.objects.select_for_update().filter(pk=device.pk).first()
+        if locked is None or locked.last_seen_at is None:
+            return 0
+        params = params_for(rule, locked)
+        silent = (now - locked.last_seen_at).total_seconds()
+        if silent < float(params.get("silent_seconds", 1800)):
+            return 0
+        if rule.kind == AlertRule.INACTIVITY and in_quiet_hours(params, now):
+            existing = alarms.active_alarm(rule, alarms.source_key(locked))
+            if existing is None:
+                return 0  # nobody is expected to open the door at night: wait for the morning
+        severity = params.get("severity", "minor" if rule.kind == AlertRule.MISSING else "major")
+        note = f"{int(silent)} 秒无上报" if rule.kind == AlertRule.MISSING else f"{int(silent)} 秒无活动"
+        alarms.report(rule, locked, severity, at=now, value=locked.last_value, note=note)
+        return 1
+
+
+__all__ = ["Alarm", "evaluate_device", "in_quiet_hours", "params_for", "sweep_silence"]
