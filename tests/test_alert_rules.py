@@ -258,3 +258,14 @@ def test_area_scoping_up_the_region_tree(street: Street) -> None:
     assert seen["resident"] == set()
     under = set(alarms.active_alarms_under(street.communities["A"]).values_list("source_key", flat=True))
     assert under == {"device:D-A1", "device:D-A2"}
+
+
+def test_the_silence_sweep_is_a_minutely_huey_task(street: Street) -> None:
+    from zhizhi.alerts import tasks
+
+    rule("OFF", "missing_data", {"silent_seconds": 60}, device_kind="")
+    dev = device(street)
+    Device.objects.filter(pk=dev.pk).update(last_seen_at=T0, last_value=1.0)
+    with clock.frozen_at(T0 + dt.timedelta(minutes=5)):
+        assert tasks.tasks_rules.sweep_alert_silence.call_local() == 1
+    assert Alarm.objects.get().rule.code == "OFF"

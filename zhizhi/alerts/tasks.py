@@ -19,3 +19,6 @@ def purge_readings() -> int:
     if deleted:
         log.info("purged %d old readings", deleted)
     return deleted
+
+
+from zhizhi.alerts import tasks_rules  # noqa: E402, F401  (the alert-rule silence sweep)
