@@ -8,7 +8,7 @@ import datetime as dt
 from typing import Any
 
 import pytest
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from tests.factories import Street
 from tests.test_cases_support import A1, CaseMaker, loop_fixture  # noqa: F401
@@ -17,6 +17,7 @@ from zhizhi.alerts import alarms, rules
 from zhizhi.alerts.models import Device, Reading
 from zhizhi.alerts.rule_models import Alarm, AlarmEvent, AlertRule, DeviceRuleOverride
 from zhizhi.notify.models import OutboxMessage
+from zhizhi.problems import Invalid
 
 T0 = dt.datetime(2026, 7, 1, 14, 0, tzinfo=dt.UTC)
 
@@ -269,3 +270,82 @@ def test_the_silence_sweep_is_a_minutely_huey_task(street: Street) -> None:
     with clock.frozen_at(T0 + dt.timedelta(minutes=5)):
         assert tasks.tasks_rules.sweep_alert_silence.call_local() == 1
     assert Alarm.objects.get().rule.code == "OFF"
+
+
+def test_rule_params_are_checked_with_both_languages() -> None:
+    assert rules.check_params("threshold", WATER) == WATER
+    assert rules.check_params("missing_data", {}) == {}
+    with pytest.raises(Invalid) as bad:
+        rules.check_params(
+            "threshold",
+            {
+                "ladder": [
+                    {"above": "高", "severity": "major"},
+                    {"for_seconds": 5},
+                    {"above": 1, "severity": "huge"},
+                ]
+            },
+        )
+    fields = [p.field for p in bad.value.problems]
+    assert fields == ["params.ladder[0]", "params.ladder[1]", "params.ladder[2]"]
+    assert all(p.zh and p.en for p in bad.value.problems)
+    with pytest.raises(Invalid) as bad:
+        rules.check_params("inactivity", {"silent_seconds": -1, "quiet_hours": ["22:00"]})
+    assert [p.field for p in bad.value.problems] == ["params.silent_seconds", "params.quiet_hours"]
+    with pytest.raises(Invalid):
+        rules.check_params("rate_of_change", {"delta": 0, "within_seconds": 60})
+    with pytest.raises(Invalid):
+        rules.check_params("nonsense", {})
+
+
+def test_worker_stopping_mid_evaluation_loses_and_doubles_nothing(street: Street) -> None:
+    """An evaluation that dies before its transaction commits leaves no trace; the rerun over the
+    stored readings raises the alarm exactly once."""
+    rule("WL0", "threshold", {"ladder": [{"above": 1.2, "severity": "major"}]})
+    dev = device(street)
+    Reading.objects.create(device=dev, at=T0, value=1.4)
+
+    class Crash(Exception):
+        pass
+
+    with pytest.raises(Crash), transaction.atomic():
+        rules.evaluate_device(dev)
+        assert Alarm.objects.count() == 1
+        raise Crash
+    assert not Alarm.objects.exists()
+    rules.evaluate_device(dev)
+    rules.evaluate_device(dev)  # and a second restart
+    alarm = Alarm.objects.get()
+    assert alarm.count == 1 and kinds(alarm) == ["raised"]
+
+
+@pytest.mark.postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_evaluations_raise_one_alarm(street: Street) -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("needs real concurrent connections with row locks (PostgreSQL)")
+    import threading
+
+    rule("WL0", "threshold", {"ladder": [{"above": 1.2, "severity": "major"}]})
+    dev = device(street)
+    Reading.objects.create(device=dev, at=T0, value=1.4)
+    barrier = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            barrier.wait()
+            rules.evaluate_device(dev)
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    alarm = Alarm.objects.get()
+    assert kinds(alarm) == ["raised"]

@@ -20,6 +20,7 @@ from zhizhi import clock
 from zhizhi.alerts import alarms
 from zhizhi.alerts.models import Device, Reading
 from zhizhi.alerts.rule_models import Alarm, AlertRule, DeviceRuleOverride
+from zhizhi.problems import Invalid, Problem
 
 Point = tuple[dt.datetime, float]
 
@@ -149,6 +150,111 @@ def _rate(rule: AlertRule, device: Device, params: dict[str, Any], latest: dt.da
         alarms.clear(alarm, at=at, value=value)
     else:
         alarms.lapse(alarm, at=at, value=value)
+
+
+# --- parameter checks (rules are edited as data) -----------------------------------------------
+def _number(params: dict[str, Any], key: str, field: str, problems: list[Problem], *, sign: str) -> None:
+    """`sign`: "positive", "non_negative" or "any"."""
+    value = params.get(key)
+    number = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+    zh = {"positive": "正数", "non_negative": "非负数"}.get(sign, "数值")
+    en = {"positive": "a positive number", "non_negative": "a non-negative number"}.get(sign, "a number")
+    bad = number is None or (sign == "positive" and number <= 0) or (sign == "non_negative" and number < 0)
+    if bad:
+        problems.append(
+            Problem(
+                "param",
+                f"参数 {key} 应为{zh}",
+                f"Parameter {key} must be {en}",
+                field=field,
+                value=value,
+            )
+        )
+
+
+def check_params(kind: str, params: Any) -> dict[str, Any]:
+    """Validate a rule's params for its kind before saving; raises `Invalid` with every problem."""
+    problems: list[Problem] = []
+    if kind not in dict(AlertRule.KINDS):
+        raise Invalid(
+            [
+                Problem(
+                    "kind",
+                    "规则类型无效",
+                    "Unknown rule kind",
+                    field="kind",
+                    value=kind,
+                    expected_en=", ".join(dict(AlertRule.KINDS)),
+                )
+            ]
+        )
+    if not isinstance(params, dict):
+        raise Invalid(
+            [Problem("params", "参数应为 JSON 对象", "Params must be a JSON object", field="params")]
+        )
+    if kind == AlertRule.THRESHOLD:
+        ladder = params.get("ladder")
+        if not isinstance(ladder, list) or not ladder:
+            problems.append(
+                Problem(
+                    "ladder",
+                    "请至少填写一级阈值",
+                    "The ladder needs at least one rung",
+                    field="params.ladder",
+                )
+            )
+        for i, step in enumerate(ladder if isinstance(ladder, list) else []):
+            field = f"params.ladder[{i}]"
+            if not isinstance(step, dict) or ("above" in step) == ("below" in step):
+                problems.append(
+                    Problem(
+                        "rung",
+                        "每级需且仅需 above 或 below 之一",
+                        "Each rung needs exactly one of above or below",
+                        field=field,
+                    )
+                )
+                continue
+            _number(step, "above" if "above" in step else "below", field, problems, sign="any")
+            if "for_seconds" in step:
+                _number(step, "for_seconds", field, problems, sign="non_negative")
+            if step.get("severity", "major") not in alarms.RANK:
+                problems.append(
+                    Problem(
+                        "severity",
+                        "级别无效",
+                        "Unknown severity",
+                        field=field,
+                        value=step.get("severity"),
+                        expected_en="info, minor, major, critical",
+                    )
+                )
+    elif kind == AlertRule.RATE:
+        _number(params, "delta", "params.delta", problems, sign="positive")
+        _number(params, "within_seconds", "params.within_seconds", problems, sign="positive")
+    elif "silent_seconds" in params:  # optional: 1800 s by default
+        _number(params, "silent_seconds", "params.silent_seconds", problems, sign="positive")
+    if kind in (AlertRule.MISSING, AlertRule.INACTIVITY):
+        quiet = params.get("quiet_hours")
+        if quiet is not None:
+            try:
+                if len(quiet) != 2:
+                    raise ValueError(quiet)
+                for text in quiet:
+                    _parse_hhmm(text)
+            except (TypeError, ValueError):
+                problems.append(
+                    Problem(
+                        "quiet_hours",
+                        "静默时段应为两个 HH:MM",
+                        "Quiet hours: two HH:MM times",
+                        field="params.quiet_hours",
+                        value=quiet,
+                    )
+                )
+    if problems:
+        raise Invalid(problems)
+    return params
 
 
 # --- entry points --------------------------------------------------------------------------------
