@@ -192,3 +192,26 @@ def test_retention_purges_old_readings(device, frozen) -> None:  # type: ignore[
 
     purge_readings.call_local()
     assert list(Reading.objects.values_list("value", flat=True)) == [2.0]
+
+
+def test_admin_issues_a_token_shown_once(street, device, frozen) -> None:  # type: ignore[no-untyped-def]
+    client = Client()
+    client.force_login(street.users["admin"])
+    response = client.post(
+        "/admin/alerts/device/",
+        {"action": "issue_token", "_selected_action": [device.pk]},
+        follow=True,
+    )
+    assert response.status_code == 200
+    text = response.content.decode()
+    raw = text.split("WL-001: ", 1)[1].split()[0]
+    assert raw.startswith("zd_")
+    device.refresh_from_db()
+    assert device.token_prefix == raw[:8] and raw not in (device.token_hash or "")
+    # The new token works, the old one no longer does.
+    ok = post({"device": "WL-001", "token": raw, "readings": [{"at": at(0), "value": 1}]})
+    assert ok.json()["accepted"] == 1
+    old = post({"device": "WL-001", "token": device.raw_token, "readings": [{"at": at(-1), "value": 1}]})
+    assert old.status_code == 401
+    for page in ("/admin/alerts/device/", "/admin/alerts/reading/", "/admin/alerts/ingestcounter/"):
+        assert client.get(page).status_code == 200, page
