@@ -272,7 +272,7 @@ def test_the_silence_sweep_is_a_minutely_huey_task(street: Street) -> None:
     assert Alarm.objects.get().rule.code == "OFF"
 
 
-def test_rule_params_are_checked_with_both_languages() -> None:
+def test_rule_params_are_checked_with_both_languages(db: Any) -> None:
     assert rules.check_params("threshold", WATER) == WATER
     assert rules.check_params("missing_data", {}) == {}
     with pytest.raises(Invalid) as bad:
@@ -296,6 +296,11 @@ def test_rule_params_are_checked_with_both_languages() -> None:
         rules.check_params("rate_of_change", {"delta": 0, "within_seconds": 60})
     with pytest.raises(Invalid):
         rules.check_params("nonsense", {})
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError) as refused:
+        AlertRule(code="X", name="X", kind="threshold", params={"ladder": []}).full_clean()
+    assert "params" in refused.value.message_dict
 
 
 def test_worker_stopping_mid_evaluation_loses_and_doubles_nothing(street: Street) -> None:

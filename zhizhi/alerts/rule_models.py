@@ -46,6 +46,18 @@ class AlertRule(ZhizhiModel):
     def __str__(self) -> str:
         return f"{self.code} {self.name}"
 
+    def clean(self) -> None:
+        """Forms and the admin refuse params that do not fit the kind (bilingual problems)."""
+        from django.core.exceptions import ValidationError
+
+        from zhizhi.alerts.rules import check_params
+        from zhizhi.problems import Invalid
+
+        try:
+            check_params(self.kind, self.params)
+        except Invalid as exc:
+            raise ValidationError({"params": [p.message for p in exc.problems]}) from exc
+
 
 class DeviceRuleOverride(models.Model):
     """Per-device parameters (e.g. one elderly resident's own inactivity window), merged over the rule's."""
