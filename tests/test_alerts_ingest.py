@@ -215,3 +215,23 @@ def test_admin_issues_a_token_shown_once(street, device, frozen) -> None:  # typ
     assert old.status_code == 401
     for page in ("/admin/alerts/device/", "/admin/alerts/reading/", "/admin/alerts/ingestcounter/"):
         assert client.get(page).status_code == 200, page
+
+
+def test_accepted_readings_reach_the_rules_rejected_ones_do_not(device, frozen, caplog) -> None:  # type: ignore[no-untyped-def]
+    from zhizhi.alerts.rule_models import Alarm, AlertRule
+
+    AlertRule.objects.create(
+        code="WL-HIGH",
+        name="水位超限",
+        kind="threshold",
+        device_kind="water_level",
+        params={"ladder": [{"above": 1.2, "for_seconds": 0, "severity": "major"}]},
+    )
+    auth = {"device": "WL-001", "token": device.raw_token}
+    # 50 m is implausible: stored as rejected and never seen by the rules.
+    post({**auth, "readings": [{"at": at(-2), "value": 50}]})
+    assert not Alarm.objects.exists()
+    post({**auth, "readings": [{"at": at(-1), "value": 1.5}]})
+    alarm = Alarm.objects.get()
+    assert alarm.device == device and alarm.value == 1.5
+    assert "alert rules failed" not in caplog.text
