@@ -50,12 +50,15 @@ class Bridge:
             self.client.username_pw_set(parts.username, parts.password)
         if parts.scheme == "mqtts":
             self.client.tls_set()
+        self.client.enable_logger(logging.getLogger("paho.bridge"))
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_message
         self.subscribed = threading.Event()
         self.handled = 0  # messages processed (stored, refused or malformed alike)
+        self.accepted = 0  # readings stored as "ok" (a redelivered duplicate does not count twice)
+        self.connects = 0  # successful connections (more than one: the bridge reconnected)
         self._stop = threading.Event()
         self._link = False  # a socket to the broker is open (CONNACK may still be on its way)
 
@@ -64,6 +67,7 @@ class Bridge:
         if reason.is_failure:
             log.error("MQTT broker refused the connection: %s", reason)
             return
+        self.connects += 1
         log.info("MQTT connected (session present: %s); subscribing to %s", flags.session_present, self.topic)
         # Subscribe on every connect: a broker that lost the session must learn the subscription again.
         client.subscribe(self.topic, qos=1)
@@ -106,7 +110,9 @@ class Bridge:
             # connection is the test's own and must stay).
             close_old_connections()
         try:
-            return services.ingest(code, str(body.get("token") or ""), readings, source="mqtt")
+            result = services.ingest(code, str(body.get("token") or ""), readings, source="mqtt")
+            self.accepted += result.accepted
+            return result
         except services.DeviceRefused as refused:
             log.warning("MQTT message from %s refused: %s", code, refused)
         except Invalid as exc:
@@ -158,6 +164,5 @@ class Bridge:
         if self._link:
             # A clean DISCONNECT keeps the persistent session: what arrives meanwhile is queued.
             self.client.disconnect()
-            self.client.loop(timeout=0.2)
         self._link = False
         return self.handled
