@@ -44,7 +44,7 @@ class Device(ZhizhiModel):
     unit = models.CharField("单位", max_length=16, blank=True, default="")
     enabled = models.BooleanField("启用", default=True)
     last_value = models.FloatField("最新读数", null=True, blank=True, editable=False)
-    last_seen_at = models.DateTimeField("最近上报", null=True, blank=True, editable=False)
+    last_seen_at = models.DateTimeField("最近上报", null=True, blank=True, editable=False, db_index=True)
 
     # The token hash changes when a token is issued; it is a secret and stays out of the change log.
     CHANGELOG_SKIP_SUFFIXES = ("_enc", "_hash")
