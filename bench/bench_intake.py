@@ -19,7 +19,6 @@ Run: .venv/bin/python bench/bench_intake.py [--cases 1000000] [--reports 300] [-
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import subprocess
@@ -30,15 +29,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-PG_ADMIN = os.environ.get("BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+from _common import child_env, fresh_database, pg_admin  # noqa: E402
+
 PG_NAME = "bench_intake"
-
-
-def pg_admin(sql: str) -> None:
-    import psycopg
-
-    with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3) as conn:
-        conn.execute(sql)
 
 
 def pg_reachable() -> bool:
@@ -262,21 +256,8 @@ def main() -> None:
         return
     engine = args.engine or ("postgres" if pg_reachable() else "sqlite")
     with tempfile.TemporaryDirectory(prefix="zhizhi-bench-intake-") as tmp:
-        if engine == "postgres":
-            url = PG_ADMIN.rsplit("/", 1)[0] + f"/{PG_NAME}"
-            pg_admin(f"DROP DATABASE IF EXISTS {PG_NAME} WITH (FORCE)")
-            pg_admin(f"CREATE DATABASE {PG_NAME}")
-        else:
-            url = f"sqlite:///{tmp}/bench.sqlite3"
-        env = {
-            **os.environ,
-            "ZHIZHI_VAR_DIR": tmp,
-            "DATABASE_URL": url,
-            "ZHIZHI_DATA_KEY": base64.b64encode(os.urandom(32)).decode(),
-            "DJANGO_SETTINGS_MODULE": "zhizhi.settings",
-            "ZHIZHI_LOG_LEVEL": "WARNING",
-            "ZHIZHI_SUGGESTER_PATH": str(Path(tmp) / "suggester.json"),
-        }
+        url = fresh_database(engine, tmp, PG_NAME)
+        env = child_env(tmp, url, ZHIZHI_SUGGESTER_PATH=Path(tmp) / "suggester.json")
         try:
             out = subprocess.run(
                 [sys.executable, __file__, "--child", f"--cases={args.cases}", f"--reports={args.reports}"],

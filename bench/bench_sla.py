@@ -23,7 +23,6 @@ Run: .venv/bin/python bench/bench_sla.py [--rows 1000000] [--due 3000]
 from __future__ import annotations
 
 import argparse
-import base64
 import datetime as dt
 import os
 import sys
@@ -33,15 +32,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-PG_ADMIN = os.environ.get("BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+from _common import child_env, fresh_database, pg_admin  # noqa: E402
+
 PG_NAME = "bench_cases"
-
-
-def pg_admin(sql: str) -> None:
-    import psycopg
-
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(sql)
 
 
 def timed(fn, repeat: int = 3) -> tuple[float, object]:  # type: ignore[no-untyped-def]
@@ -347,18 +341,9 @@ def main() -> None:
         f"load average {os.getloadavg()[0]:.1f} (other work shares the machine)",
         flush=True,
     )
-    pg_admin(f"DROP DATABASE IF EXISTS {PG_NAME} WITH (FORCE)")
-    pg_admin(f"CREATE DATABASE {PG_NAME}")
     try:
         with tempfile.TemporaryDirectory(prefix="zhizhi-bench-sla-") as tmp:
-            env = {
-                **os.environ,
-                "ZHIZHI_VAR_DIR": tmp,
-                "DATABASE_URL": PG_ADMIN.rsplit("/", 1)[0] + f"/{PG_NAME}",
-                "ZHIZHI_DATA_KEY": base64.b64encode(os.urandom(32)).decode(),
-                "DJANGO_SETTINGS_MODULE": "zhizhi.settings",
-                "ZHIZHI_LOG_LEVEL": "WARNING",
-            }
+            env = child_env(tmp, fresh_database("postgres", tmp, PG_NAME))
             cmd = [sys.executable, __file__, "--child", f"--rows={args.rows}", f"--due={args.due}"]
             cmd.append(f"--part={args.part}")
             result = subprocess.run(cmd, env=env, cwd=ROOT, check=False)
