@@ -322,3 +322,20 @@ class ImportJob(models.Model):
     @property
     def finished(self) -> bool:
         return self.status in ("done", "failed")
+
+
+class LiveEvent(models.Model):
+    """One change a live screen should show at once (see zhizhi/live.py); purged after two days."""
+
+    channel = models.CharField(max_length=40)
+    area_path = models.CharField(max_length=160, blank=True, default="")
+    at = models.DateTimeField(default=clock.now, db_index=True)
+    payload = models.JSONField(default=dict)
+
+    class Meta:
+        verbose_name = "实时事件"
+        verbose_name_plural = "实时事件"
+        indexes = [models.Index(fields=["channel", "id"], name="zhizhi_liveevent_channel_id")]
+
+    def __str__(self) -> str:
+        return f"{self.pk} {self.channel}"

@@ -5,7 +5,8 @@ from __future__ import annotations
 import io
 import logging
 
-from huey.contrib.djhuey import db_task
+from huey import crontab
+from huey.contrib.djhuey import db_periodic_task, db_task
 
 from zhizhi import clock
 
@@ -65,3 +66,11 @@ def run_import(job_id: int) -> None:
             done=result.total,
         )
     ImportJob.objects.filter(pk=job.pk).update(**fields)
+
+
+@db_periodic_task(crontab(minute="40", hour="3"))
+def purge_live_events() -> int:
+    """Nightly: drop live-screen events older than two days (zhizhi/live.py)."""
+    from zhizhi import live
+
+    return live.purge()

@@ -48,9 +48,38 @@ def report(
     value: float | None = None,
     note: str = "",
 ) -> Alarm:
-    """The rule's raising condition holds at `severity`: raise a new alarm, or update the active one
-    (a return after a lapse counts as a repeat; a different severity escalates or deescalates)."""
-    key = source_key(device)
+    """The rule's raising condition holds at `severity` on a device (see `raise_or_update`)."""
+    return raise_or_update(
+        rule,
+        source_key(device),
+        severity,
+        at=at,
+        value=value,
+        note=note,
+        area_path=device.area_path,
+        device=device,
+        person=device.watched_person if rule.kind == AlertRule.INACTIVITY else None,
+    )
+
+
+def raise_or_update(
+    rule: AlertRule,
+    key: str,
+    severity: str,
+    *,
+    at: dt.datetime,
+    area_path: str,
+    value: float | None = None,
+    note: str = "",
+    title: str = "",
+    evidence: dict[str, Any] | None = None,
+    device: Device | None = None,
+    enterprise: Any = None,
+    person: Any = None,
+) -> Alarm:
+    """The rule's raising condition holds at `severity` for the source `key` ("device:<code>",
+    "enterprise:<credit code>", "person:<id>" …): raise a new alarm, or update the active one (a return
+    after a lapse counts as a repeat; a different severity escalates or deescalates)."""
     with transaction.atomic():
         alarm = active_alarm(rule, key)
         if alarm is None:
@@ -59,12 +88,16 @@ def report(
                     alarm = Alarm.objects.create(
                         rule=rule,
                         device=device,
+                        enterprise=enterprise,
+                        person=person,
                         source_key=key,
                         severity=severity,
                         value=value,
+                        title=title[:200],
+                        evidence=evidence or {},
                         first_seen_at=at,
                         last_seen_at=at,
-                        area_path=device.area_path,
+                        area_path=area_path,
                     )
             except IntegrityError:
                 # Raised a moment ago by a concurrent (or restarted) evaluation: update that one.
@@ -76,6 +109,9 @@ def report(
                 if rule.creates_case:
                     open_case(alarm)
                 return alarm
+        if evidence is not None and evidence != alarm.evidence:
+            alarm.evidence = evidence
+            alarm.save(update_fields=["evidence"])
         return update(alarm, severity, at=at, value=value, note=note)
 
 
@@ -150,23 +186,38 @@ def open_case(alarm: Alarm) -> None:
     from zhizhi.cases.services import register_case
 
     rule, device = alarm.rule, alarm.device
-    name = device.name if device is not None else alarm.source_key
-    where = ""
-    if device is not None and device.building_id and device.building:
-        where = device.building.address
+    name, where, lng, lat = alarm.source_key, "", None, None
+    building = None
+    if device is not None:
+        name, lng, lat = device.name, device.lng, device.lat
+        building = device.building if device.building_id else None
+    elif alarm.enterprise_id is not None and alarm.enterprise is not None:
+        name = alarm.enterprise.name
+        building = alarm.enterprise.building if alarm.enterprise.building_id else None
+        where = alarm.enterprise.registered_address
+    elif alarm.person_id is not None and alarm.person is not None:
+        name = alarm.person.name
+    if building is not None:
+        where = building.address
+        if lng is None:
+            lng, lat = building.lng, building.lat
+    facts = "；".join(f"{k}：{v}" for k, v in (alarm.evidence or {}).items())
+    description = (
+        alarm.title or f"{alarm.source_key} 告警（{alarm.get_severity_display()}），读数 {alarm.value}"
+    )
+    if facts:
+        description = f"{description}。依据：{facts}"
     try:
         with transaction.atomic():
             case = register_case(
                 None,
                 title=f"{rule.name}：{name}"[:200],
-                description=(
-                    f"设备 {alarm.source_key} 告警（{alarm.get_severity_display()}），读数 {alarm.value}"
-                ),
+                description=description,
                 category=rule.category_code or None,
-                lng=device.lng if device is not None else None,
-                lat=device.lat if device is not None else None,
+                lng=lng,
+                lat=lat,
                 address=where,
-                channel="iot",
+                channel="iot" if device is not None else "alert",
                 external_id=f"alarm:{alarm.pk}",
                 urgent=True if alarm.severity == "critical" else None,
             )

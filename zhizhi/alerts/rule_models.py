@@ -22,12 +22,18 @@ class AlertRule(ZhizhiModel):
     """一条告警规则: what to watch on which kind of device, its severity ladder and clear condition."""
 
     THRESHOLD, RATE, MISSING, INACTIVITY = "threshold", "rate_of_change", "missing_data", "inactivity"
+    # Rules over registry data rather than device readings: enterprise triggers (八必访) compare
+    # registry rows over time; a list match looks residents' recent origin up on the risk-area list.
+    REGISTRY, LIST_MATCH = "registry", "list_match"
     KINDS = [
         (THRESHOLD, "阈值持续"),
         (RATE, "变化速率"),
         (MISSING, "数据缺失"),
         (INACTIVITY, "无活动"),
+        (REGISTRY, "登记数据比对"),
+        (LIST_MATCH, "名单比对"),
     ]
+    DEVICE_KINDS = (THRESHOLD, RATE, MISSING, INACTIVITY)
 
     code = models.CharField("规则编码", max_length=40, unique=True)
     name = models.CharField("名称", max_length=100)
@@ -105,6 +111,17 @@ class Alarm(models.Model):
     device = models.ForeignKey(
         "alerts.Device", null=True, blank=True, on_delete=models.SET_NULL, related_name="alarms"
     )
+    # The subject when the source is not (only) a device: the enterprise of a 八必访 trigger, the
+    # watched or listed resident.
+    enterprise = models.ForeignKey(
+        "enterprises.Enterprise", null=True, blank=True, on_delete=models.SET_NULL, related_name="alarms"
+    )
+    person = models.ForeignKey(
+        "people.Person", null=True, blank=True, on_delete=models.SET_NULL, related_name="alarms"
+    )
+    # The numbers behind the alarm (revenue this month and a year ago, the matched list entry …).
+    evidence = models.JSONField("依据", default=dict, blank=True)
+    title = models.CharField("摘要", max_length=200, blank=True, default="")
     source_key = models.CharField("告警源", max_length=80)
     severity = models.CharField("级别", max_length=10, choices=SEVERITIES)
     status = models.CharField("状态", max_length=10, choices=STATUSES, default=ACTIVE)

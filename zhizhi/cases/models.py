@@ -148,6 +148,10 @@ class Case(SensitiveMixin, ZhizhiModel):
         ("open311", "Open311"),
         ("camera", "视频AI"),
         ("iot", "物联感知"),
+        ("alert", "数据预警"),
+        ("police110", "110非警务警情"),
+        ("petition", "信访"),
+        ("mayor", "市长信箱"),
         ("dispatcher", "坐席录入"),
     ]
     SLA_LEVELS = [("green", "正常"), ("yellow", "预警"), ("red", "超时")]
