@@ -32,6 +32,7 @@ demo: static
 	$(BIN)/python manage.py migrate --no-input -v0
 	$(BIN)/python manage.py demo_street --if-empty
 	$(BIN)/python manage.py demo_cases --if-empty
+	$(BIN)/python manage.py demo_extras
 	$(BIN)/python manage.py load_open311_attributes
 	$(BIN)/python manage.py demo_logins --url http://$(HOST):$(PORT)/
 	@echo "Serving on http://$(HOST):$(PORT)/  (Ctrl-C stops the server and the worker)"
