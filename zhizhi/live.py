@@ -14,10 +14,12 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-from collections.abc import AsyncIterator, Iterable
+import time
+from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.core.handlers.asgi import ASGIRequest
 from django.db.models import Q
 from django.http import HttpRequest, StreamingHttpResponse
 
@@ -95,6 +97,25 @@ async def _frames(
             await asyncio.sleep(POLL_SECONDS)
 
 
+def _frames_sync(
+    user: Any, channels: list[str], last_id: int, area: str, max_seconds: float
+) -> Iterator[str]:
+    """The same stream for a WSGI server (the test live server, gunicorn sync workers): a WSGI server
+    would otherwise read an async iterator to its end before sending anything."""
+    started = last_beat = time.monotonic()
+    yield "retry: 2000\n\n"
+    while time.monotonic() - started < max_seconds:
+        events = events_after(user, channels, last_id, area=area)
+        for event in events:
+            last_id = event.pk
+            yield _frame(event)
+        if time.monotonic() - last_beat >= HEARTBEAT_SECONDS:
+            last_beat = time.monotonic()
+            yield ": keep-alive\n\n"
+        if not events:
+            time.sleep(POLL_SECONDS)
+
+
 def stream(
     request: HttpRequest, channels: Iterable[str], *, area: str = "", max_seconds: float | None = None
 ) -> StreamingHttpResponse:
@@ -105,8 +126,9 @@ def stream(
     seconds = MAX_STREAM_SECONDS if max_seconds is None else max_seconds
     if request.GET.get("once") == "1":  # tests and curl: one poll, then close
         seconds = 0.01
+    frames = _frames if isinstance(request, ASGIRequest) else _frames_sync
     response = StreamingHttpResponse(
-        _frames(request.user, list(channels), last_id, area, seconds), content_type="text/event-stream"
+        frames(request.user, list(channels), last_id, area, seconds), content_type="text/event-stream"
     )
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # nginx: do not buffer the stream
