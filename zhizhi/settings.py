@@ -40,6 +40,8 @@ INSTALLED_APPS = [
     "zhizhi.open311",
     "zhizhi.intake",
     "zhizhi.alerts",
+    "zhizhi.cockpit",
+    "zhizhi.cockpit.emergency",
 ]
 
 MIDDLEWARE = [
