@@ -13,7 +13,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 
-from zhizhi import clock
+from zhizhi import clock, live
 from zhizhi.alerts.models import Device
 from zhizhi.alerts.rule_models import Alarm, AlarmEvent, AlertRule
 from zhizhi.geo.models import Region
@@ -36,6 +36,33 @@ def _event(alarm: Alarm, kind: str, at: dt.datetime, *, value: float | None = No
            actor: Any = None) -> AlarmEvent:  # fmt: skip
     return AlarmEvent.objects.create(
         alarm=alarm, at=at, kind=kind, severity=alarm.severity, value=value, note=note[:300], actor=actor
+    )
+
+
+def _announce(alarm: Alarm, kind: str) -> None:
+    """Publish the alarm's new state on the live channel "alarm" (the alarm board, the cockpit), in the
+    transaction of the change, so a screen hears of it exactly when it committed."""
+    rule = alarm.rule
+    live.publish(
+        "alarm",
+        {
+            "id": alarm.pk,
+            "kind": kind,
+            "rule": rule.code,
+            "rule_name": rule.name,
+            "rule_kind": rule.kind,
+            "severity": alarm.severity,
+            "status": alarm.status,
+            "acknowledged": alarm.acknowledged_at is not None,
+            "title": alarm.title or rule.name,
+            "source": alarm.source_key,
+            "device_kind": alarm.device.kind if alarm.device_id and alarm.device else "",
+            "area": alarm.area_path,
+            "value": alarm.value,
+            "count": alarm.count,
+            "at": (alarm.cleared_at if kind == "cleared" else alarm.last_seen_at).isoformat(),
+        },
+        area_path=alarm.area_path,
     )
 
 
@@ -108,6 +135,7 @@ def raise_or_update(
                 _event(alarm, "raised", at, value=value, note=note)
                 if rule.creates_case:
                     open_case(alarm)
+                _announce(alarm, "raised")
                 return alarm
         if evidence is not None and evidence != alarm.evidence:
             alarm.evidence = evidence
@@ -120,19 +148,24 @@ def update(
 ) -> Alarm:
     """Move an active alarm to `severity` (the condition still or again holds)."""
     fields = ["last_seen_at", "value", "holding"]
+    announce = ""
     if not alarm.holding:
         alarm.count += 1
         fields.append("count")
         _event(alarm, "repeated", at, value=value, note=note)
+        announce = "repeated"
     if severity != alarm.severity:
         kind = "escalated" if RANK.get(severity, 0) > RANK.get(alarm.severity, 0) else "deescalated"
         alarm.severity = severity
         fields.append("severity")
         _event(alarm, kind, at, value=value, note=note)
+        announce = kind
     alarm.last_seen_at = max(alarm.last_seen_at, at)
     alarm.value = value
     alarm.holding = True
     alarm.save(update_fields=fields)
+    if announce:
+        _announce(alarm, announce)
     return alarm
 
 
@@ -147,6 +180,8 @@ def lapse(alarm: Alarm, *, severity: str | None = None, at: dt.datetime, value: 
         fields.append("severity")
         _event(alarm, "deescalated", at, value=value)
     alarm.save(update_fields=fields)
+    if "severity" in fields:
+        _announce(alarm, "deescalated")
     return alarm
 
 
@@ -158,6 +193,7 @@ def clear(alarm: Alarm, *, at: dt.datetime, value: float | None = None, note: st
     alarm.value = value if value is not None else alarm.value
     alarm.save(update_fields=["status", "cleared_at", "holding", "value"])
     _event(alarm, "cleared", at, value=value, note=note)
+    _announce(alarm, "cleared")
     return alarm
 
 
@@ -177,6 +213,7 @@ def acknowledge(alarm: Alarm, user: Any, note: str = "") -> Alarm:
             locked.acknowledged_by = user
             locked.save(update_fields=["acknowledged_at", "acknowledged_by"])
             _event(locked, "acknowledged", locked.acknowledged_at, note=note, actor=user)
+            _announce(locked, "acknowledged")
     return locked
 
 
