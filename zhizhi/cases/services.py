@@ -25,7 +25,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
-from zhizhi import clock, validators
+from zhizhi import clock, live, validators
 from zhizhi.cases import flows, routing, sla, transitions, worktime
 from zhizhi.cases.models import Case, CaseEvent, CasePhoto, CaseSequence, CaseTask, Category
 from zhizhi.context import acting_as, current_request_id
@@ -278,7 +278,7 @@ def append_event(
     data: dict[str, Any] | None = None,
     request_id: str = "",
 ) -> CaseEvent:
-    return CaseEvent.objects.create(
+    event = CaseEvent.objects.create(
         case=case,
         at=clock.now(),
         actor=actor,
@@ -292,6 +292,21 @@ def append_event(
         data=data or {},
         request_id=request_id[:64],
     )
+    # Every action, registration and SLA step passes here: announce it to the live screens (cockpit)
+    # in the same transaction, so the event exists exactly when the change committed.
+    live.publish(
+        "case",
+        {
+            "id": case.pk,
+            "number": case.number,
+            "title": case.title,
+            "status": to_status or case.status,
+            "action": action,
+            "channel": case.channel,
+        },
+        area_path=case.area_path,
+    )
+    return event
 
 
 def _locked(actor: Any, case_id: int, *, rate_token: str = "") -> Case:
