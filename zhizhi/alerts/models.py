@@ -106,4 +106,6 @@ class IngestCounter(models.Model):
         return f"{self.day} {self.reason}: {self.count}"
 
 
+from zhizhi.alerts.care_models import *  # noqa: E402, F403
+from zhizhi.alerts.risk_models import *  # noqa: E402, F403
 from zhizhi.alerts.rule_models import *  # noqa: E402, F403
