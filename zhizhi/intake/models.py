@@ -7,6 +7,7 @@ changes nothing and returns the same case. Rules live in services.py.
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 import zhizhi.clock
@@ -89,6 +90,17 @@ class Camera(models.Model):
     snapshot_url = models.URLField("抓拍地址", max_length=300, blank=True, default="")
     stream_url = models.CharField("视频流地址", max_length=300, blank=True, default="")
     enabled = models.BooleanField("启用", default=True)
+    # Where the camera looks (emergency mode shows cameras facing an incident area, not only inside it):
+    # compass degrees clockwise from north; empty for a dome camera that sees all round.
+    heading = models.PositiveSmallIntegerField(
+        "朝向(度)", null=True, blank=True, validators=[MaxValueValidator(359)]
+    )
+    fov_deg = models.PositiveSmallIntegerField(
+        "视场角(度)", default=90, validators=[MinValueValidator(1), MaxValueValidator(360)]
+    )
+    range_m = models.PositiveSmallIntegerField(
+        "可视距离(米)", default=60, validators=[MinValueValidator(1), MaxValueValidator(2000)]
+    )
 
     class Meta:
         ordering = ["code"]
