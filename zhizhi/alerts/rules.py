@@ -279,8 +279,15 @@ def evaluate_device(device: Device, readings: Iterable[Reading] | None = None) -
                 _threshold(rule, locked, params, latest)
             elif rule.kind == AlertRule.RATE:
                 _rate(rule, locked, params, latest)
-            elif rule.kind in (AlertRule.MISSING, AlertRule.INACTIVITY):
-                # The device spoke: it is online again, and the watched person moved.
+            elif rule.kind == AlertRule.MISSING:
+                # The device spoke: it is online again.
+                alarms.clear_for(rule, locked, at=latest, note="设备恢复上报")
+            elif rule.kind == AlertRule.INACTIVITY:
+                # The watched person moved: their alarm (source: the person, see care.py) clears; an
+                # alarm still keyed by this device (raised before per-person inactivity) clears too.
+                from zhizhi.alerts import care
+
+                care.person_moved(rule, locked, latest)
                 alarms.clear_for(rule, locked, at=latest, note="设备恢复上报")
 
 
@@ -303,11 +310,17 @@ def in_quiet_hours(params: dict[str, Any], moment: dt.datetime) -> bool:
 def sweep_silence(now: dt.datetime | None = None) -> int:
     """Raise missing-data (device offline) and inactivity alarms; returns how many alarms were raised
     or updated. The query per rule uses the shortest window among the rule and its overrides, so only
-    devices silent at least that long are looked at (Device.last_seen_at)."""
+    devices silent at least that long are looked at (Device.last_seen_at). Inactivity is per watched
+    person, over all their devices (`care.sweep_inactivity`)."""
     now = now or clock.now()
     touched = 0
     kinds = (AlertRule.MISSING, AlertRule.INACTIVITY)
     for rule in AlertRule.objects.filter(enabled=True, kind__in=kinds).order_by("code"):
+        if rule.kind == AlertRule.INACTIVITY:
+            from zhizhi.alerts import care
+
+            touched += care.sweep_inactivity(rule, now)  # one alarm per watched person
+            continue
         windows = [float((rule.params or {}).get("silent_seconds", 1800))]
         windows += [
             float(p["silent_seconds"])
@@ -318,8 +331,6 @@ def sweep_silence(now: dt.datetime | None = None) -> int:
         devices = Device.objects.filter(enabled=True, last_seen_at__lt=cutoff)
         if rule.device_kind:
             devices = devices.filter(kind=rule.device_kind)
-        if rule.kind == AlertRule.INACTIVITY:
-            devices = devices.filter(watched_person__isnull=False)
         for device in devices.order_by("pk"):
             touched += _silence(rule, device, now)
     return touched
