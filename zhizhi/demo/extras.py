@@ -11,7 +11,9 @@ from importlib import import_module
 from typing import Any
 
 # (name, "module:function"), run in this order. Append new layers at the end.
-LOADERS: list[tuple[str, str]] = []
+LOADERS: list[tuple[str, str]] = [
+    ("devices", "zhizhi.alerts.devices_demo:load"),
+]
 
 
 def run(street: Any, only: list[str] | None = None) -> dict[str, dict[str, int]]:
