@@ -1,0 +1,109 @@
+"""Daily rollups: every enabled indicator for every region (down to its breakdown level) per day.
+
+`build(day)` writes one day, `backfill(first, last)` a span — each indicator with the same few
+grouped queries whatever the span, then one bulk upsert. `catch_up()` finds the days missed since
+the last run; `rebuild_stale()` recomputes indicators whose definition changed (see
+docs/indicators.md).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Iterable
+
+from django.db import transaction
+
+from zhizhi import clock
+from zhizhi.cockpit.models import Indicator, IndicatorValue, RollupRun
+from zhizhi.cockpit.services import Tree, compute
+
+BATCH = 5000
+
+
+def _write(ind: Indicator, tree: Tree, first: dt.date, last: dt.date) -> int:
+    computed = compute(ind, first, last, tree=tree)
+    rows = []
+    for path, series in computed.items():
+        region_id = tree.by_path[path]["id"]
+        for k, (v, num, den) in enumerate(series):
+            if v is None and num is None:
+                continue  # a snapshot source cannot know that day: leave no row rather than a zero
+            rows.append(
+                IndicatorValue(
+                    indicator=ind,
+                    region_id=region_id,
+                    day=first + dt.timedelta(days=k),
+                    value=v,
+                    numerator=num,
+                    denominator=den,
+                )
+            )
+    with transaction.atomic():
+        IndicatorValue.objects.filter(indicator=ind, day__gte=first, day__lte=last).delete()
+        IndicatorValue.objects.bulk_create(rows, batch_size=BATCH)
+    return len(rows)
+
+
+def backfill(first: dt.date, last: dt.date, indicators: Iterable[Indicator] | None = None) -> dict[str, int]:
+    """Roll up the days first..last (past days only; today is live) for the given (default: all
+    enabled) indicators. Returns rows written per indicator code."""
+    last = min(last, clock.today() - dt.timedelta(days=1))
+    if last < first:
+        return {}
+    tree = Tree.load()
+    chosen = list(indicators) if indicators is not None else list(Indicator.objects.filter(enabled=True))
+    started = time.perf_counter()
+    written = {ind.code: _write(ind, tree, first, last) for ind in chosen}
+    if indicators is None:
+        now = clock.now()
+        seconds = time.perf_counter() - started
+        day = first
+        while day <= last:
+            RollupRun.objects.update_or_create(
+                day=day,
+                defaults={
+                    "finished_at": now,
+                    "indicators": len(chosen),
+                    "rows": sum(written.values()) // ((last - first).days + 1),
+                    "seconds": seconds / ((last - first).days + 1),
+                },
+            )
+            day += dt.timedelta(days=1)
+    return written
+
+
+def build(day: dt.date) -> dict[str, int]:
+    """Roll up one past day for every enabled indicator."""
+    return backfill(day, day)
+
+
+def catch_up(max_days: int = 60) -> list[dt.date]:
+    """Roll up yesterday and any day missed since the last run (at most `max_days` back)."""
+    yesterday = clock.today() - dt.timedelta(days=1)
+    last_run = (
+        RollupRun.objects.filter(day__lte=yesterday).order_by("-day").values_list("day", flat=True).first()
+    )
+    first = yesterday if last_run is None else last_run + dt.timedelta(days=1)
+    first = max(first, yesterday - dt.timedelta(days=max_days - 1))
+    if first > yesterday:
+        return []
+    backfill(first, yesterday)
+    return [first + dt.timedelta(days=k) for k in range((yesterday - first).days + 1)]
+
+
+def rebuild_stale() -> list[str]:
+    """Recompute the rollups of indicators whose definition changed, over the days on record."""
+    done = []
+    yesterday = clock.today() - dt.timedelta(days=1)
+    for ind in Indicator.objects.filter(stale_since__isnull=False):
+        days = IndicatorValue.objects.filter(indicator=ind).order_by("day").values_list("day", flat=True)
+        first_run = RollupRun.objects.order_by("day").values_list("day", flat=True).first()
+        first = days.first() or first_run
+        if first is not None and ind.enabled:
+            backfill(first, yesterday, [ind])
+        elif not ind.enabled:
+            IndicatorValue.objects.filter(indicator=ind).delete()
+        Indicator.objects.filter(pk=ind.pk, stale_since=ind.stale_since).update(stale_since=None)
+        done.append(ind.code)
+    return done

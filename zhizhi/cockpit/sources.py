@@ -1,0 +1,811 @@
+"""The registered sources indicators are computed from, and the check of an indicator's definition.
+
+A source answers one question set-based: for a span of days, how many rows (and what total of a
+measure) fell on each day, per `area_path`. One grouped query gives the figures of every region of
+every level at once; `services` adds the paths up the region tree and applies the window.
+
+Two kinds of source:
+- flow (流量): rows that happen on a day (a case reported, an alarm raised). A window (today, this
+  month, 30 days, this year …) is a sum of daily buckets.
+- stock (存量): rows that exist at the end of a day (open cases, active alarms, residents). The
+  source gives +1 on the day a row comes in and −1 on the day it goes; the value is the running sum
+  since the beginning (window "now"). Rows from before the span are folded into its first day.
+- snapshot (快照): a state with no history in the tables (devices online now). Only today can be
+  computed; the nightly rollup keeps each day's picture, a backfill of older days leaves them empty.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db.models import (
+    Case,
+    Count,
+    DateField,
+    DateTimeField,
+    DurationField,
+    ExpressionWrapper,
+    F,
+    FloatField,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce, Greatest, TruncDate
+from django.utils import timezone
+
+from zhizhi.problems import Invalid, Problem
+
+FLOW, STOCK, SNAPSHOT = "flow", "stock", "snapshot"
+FLOW_WINDOWS = ("day", "month", "days30", "year", "month_last_year", "year_last_year")
+
+# A bucket: (area_path, day, count, measure total).
+Bucket = tuple[str, dt.date, float, float]
+
+
+@dataclass(frozen=True)
+class Span:
+    """Days `first`..`last` (local dates); rows at or after `cutoff` do not count yet (today: now).
+    `fold` puts every row from before `first` on `first` (stock sources)."""
+
+    first: dt.date
+    last: dt.date
+    cutoff: dt.datetime
+    fold: bool = False
+
+    @property
+    def start(self) -> dt.datetime:
+        return local_midnight(self.first)
+
+    @property
+    def cutoff_day(self) -> dt.date:
+        """The last local date a date column may hold to count (dates count from their morning)."""
+        return timezone.localdate(self.cutoff - dt.timedelta(microseconds=1))
+
+
+def local_midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(), tzinfo=timezone.get_current_timezone())
+
+
+@dataclass(frozen=True)
+class Filter:
+    """A filter a source accepts: its allowed values (None: any of `kind`), and how it maps to a Q."""
+
+    label: str
+    choices: tuple[tuple[str, str], ...] | None = None
+    kind: str = "str"  # str | bool | int
+    many: bool = True
+    lookup: str = ""  # the ORM lookup path; "" for filters the source applies itself
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    label: str
+    label_en: str
+    kind: str
+    compute: Callable[[dict[str, Any], str, Span], Iterable[Bucket]]
+    filters: dict[str, Filter] = field(default_factory=dict)
+    measures: dict[str, str] = field(default_factory=dict)
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def windows(self) -> tuple[str, ...]:
+        return FLOW_WINDOWS if self.kind == FLOW else ("now",)
+
+    def buckets(self, params: dict[str, Any], measure: str, span: Span) -> Iterator[Bucket]:
+        yield from self.compute({**self.defaults, **params}, measure, span)
+
+
+REGISTRY: dict[str, Source] = {}
+
+
+def register(source: Source) -> Source:
+    REGISTRY[source.name] = source
+    return source
+
+
+def get(name: str) -> Source:
+    return REGISTRY[name]
+
+
+# --- the query helpers ---------------------------------------------------------------------------
+
+
+def apply_filters(qs: QuerySet, source_filters: dict[str, Filter], params: dict[str, Any]) -> QuerySet:
+    for name, value in params.items():
+        spec = source_filters.get(name)
+        if spec is None or not spec.lookup:
+            continue
+        if isinstance(value, list):
+            qs = qs.filter(**{f"{spec.lookup}__in": value})
+        else:
+            qs = qs.filter(**{spec.lookup: value})
+    return qs
+
+
+def buckets(
+    qs: QuerySet,
+    column: Any,
+    span: Span,
+    *,
+    measure: Any = None,
+    sign: int = 1,
+    path: str = "area_path",
+    dates: bool = False,
+) -> Iterator[Bucket]:
+    """Rows of `qs` grouped by (path, local day of `column`) within the span: one query.
+
+    `column` is a field name or an expression (a datetime, or a date when `dates`); rows whose
+    column is null never count. `measure` is summed per bucket."""
+    expr = F(column) if isinstance(column, str) else column
+    out_field = DateField() if dates else DateTimeField()
+    qs = qs.annotate(_at=ExpressionWrapper(expr, output_field=out_field)).filter(_at__isnull=False)
+    if dates:
+        qs = qs.filter(_at__lte=span.cutoff_day)
+        day_expr: Any = F("_at")
+        before = Q(_at__lt=span.first)
+    else:
+        qs = qs.filter(_at__lt=span.cutoff)
+        day_expr = TruncDate("_at", tzinfo=timezone.get_current_timezone())
+        before = Q(_at__lt=span.start)
+    if span.fold:
+        day_expr = Case(When(before, then=Value(span.first)), default=day_expr, output_field=DateField())
+    else:
+        qs = qs.exclude(before)
+    aggregates: dict[str, Any] = {"n": Count("pk")}
+    if measure is not None:
+        aggregates["s"] = Sum(measure)
+    rows = qs.annotate(_p=F(path), _d=day_expr).order_by().values("_p", "_d").annotate(**aggregates)
+    for row in rows:
+        if not row["_p"]:
+            continue
+        day = row["_d"]
+        if isinstance(day, str):  # SQLite hands a CASE of dates back as text
+            day = dt.date.fromisoformat(day)
+        elif isinstance(day, dt.datetime):
+            day = day.date()
+        total = _number(row.get("s"))
+        yield row["_p"], day, sign * row["n"], sign * total
+
+
+def _number(value: Any) -> float:
+    if value is None:
+        return 0.0
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds() / 3600
+    return float(value)
+
+
+def _choices(pairs: Iterable[tuple[Any, Any]]) -> tuple[tuple[str, str], ...]:
+    return tuple((str(k), str(v)) for k, v in pairs)
+
+
+# --- cases -------------------------------------------------------------------------------------
+
+
+def _case_filters() -> dict[str, Filter]:
+    from zhizhi.cases.models import Case
+
+    return {
+        "channel": Filter("来源渠道", _choices(Case.CHANNELS), lookup="channel"),
+        "category_class": Filter("大类编码", lookup="category__parent__code"),
+        "category": Filter("小类编码", lookup="category__code"),
+        "urgent": Filter("紧急", kind="bool", many=False, lookup="urgent"),
+        "status": Filter("当前状态", _choices(Case.STATUSES), lookup="status"),
+        "sla_level": Filter("时限状态", _choices(Case.SLA_LEVELS), lookup="sla_level"),
+    }
+
+
+def _cases(params: dict[str, Any]) -> QuerySet:
+    from zhizhi.cases.models import Case
+
+    return apply_filters(Case.objects.all(), _case_filters(), params)
+
+
+# When a case stopped being open (办结, or cancelled/merged before that).
+CASE_ENDED = ("finished_at", "closed_at", "cancelled_at", "merged_at")
+
+
+def _ended() -> Any:
+    return Coalesce(*[F(c) for c in CASE_ENDED], output_field=DateTimeField())
+
+
+def _handling_hours() -> Any:
+    return ExpressionWrapper(F("finished_at") - F("dispatched_at"), output_field=DurationField())
+
+
+def cases_reported(params: dict[str, Any], measure: str, span: Span) -> Iterator[Bucket]:
+    return buckets(_cases(params), "reported_at", span)
+
+
+def cases_closed(params: dict[str, Any], measure: str, span: Span) -> Iterator[Bucket]:
+    return buckets(_cases(params), "closed_at", span)
+
+
+def cases_finished(params: dict[str, Any], measure: str, span: Span) -> Iterator[Bucket]:
+    qs = _cases(params)
+    on_time = params.get("on_time")
+    if on_time is not None:
+        qs = qs.filter(due_at__isnull=False)
+        qs = qs.filter(finished_at__lte=F("due_at")) if on_time else qs.filter(finished_at__gt=F("due_at"))
+    if params.get("with_deadline"):
+        qs = qs.filter(due_at__isnull=False)
+    if measure == "handling_hours":
+        qs = qs.filter(dispatched_at__isnull=False)
+        return buckets(qs, "finished_at", span, measure=_handling_hours())
+    return buckets(qs, "finished_at", span)
+
+
+def cases_visited(params: dict[str, Any], measure: str, span: Span) -> Iterator[Bucket]:
+    qs = _cases(params).exclude(satisfaction="")
+    if params.get("satisfaction"):
+        qs = qs.filter(satisfaction__in=params["satisfaction"])
+    return buckets(qs, "visited_at", span)
+
+
+def cases_open(params: dict[str, Any], measure: str, span: Span) -> Iterator[Bucket]:
+    qs = _cases(params)
+    yield from buckets(qs, "reported_at", span)
+    yield from buckets(qs, _ended(), span, sign=-1)
+
+
+def cases_overdue(params: dict[str, Any], measure: str, span: Span) -> Iterator[Bucket]:
+    """Past the handling deadline and not yet finished: in when due_at passes, out when it ends."""
+    qs = _cases(params).filter(due_at__isnull=False)
+    yield from buckets(qs, "due_at", span)
+    ended = qs.annotate(_end=_ended()).filter(_end__isnull=False)
+    yield from buckets(ended, Greatest(F("due_at"), F("_end")), span, sign=-1)
+
+
+CASE_FILTERS = _case_filters
+register(Source("cases.reported", "受理案件", "cases reported", FLOW, cases_reported))
+register(Source("cases.closed", "结案案件", "cases closed", FLOW, cases_closed))
+register(
+    Source(
+        "cases.finished",
+        "办结案件",
+        "cases finished",
+        FLOW,
+        cases_finished,
+        measures={"handling_hours": "处置时长(小时)"},
+    )
+)
+register(Source("cases.visited", "回访案件", "cases visited", FLOW, cases_visited))
+register(Source("cases.open", "在办案件", "open cases", STOCK, cases_open))
+register(Source("cases.overdue", "超期未办结案件", "overdue cases", STOCK, cases_overdue))
+
+
+# --- alarms and devices ------------------------------------------------------------------------
+
+
+def _alarm_filters() -> dict[str, Filter]:
+    from zhizhi.alerts.models import Alarm, AlertRule, Device
+
+    return {
+        "rule_kind": Filter("规则类型", _choices(AlertRule.KINDS), lookup="rule__kind"),
+        "rule": Filter("规则编码", lookup="rule__code"),
+        "device_kind": Filter("设备类型", _choices(Device.KINDS), lookup="device__kind"),
+        "severity": Filter("级别", _choices(Alarm.SEVERITIES), lookup="severity"),
+    }
+
+
+def _alarms(params: dict[str, Any]) -> QuerySet:
+    from zhizhi.alerts.models import Alarm
+
+    return apply_filters(Alarm.objects.all(), _alarm_filters(), params)
+
+
+def alarms_raised(params: dict[str, Any], measure: str, span: Span) -> Iterator[Bucket]:
+    return buckets(_alarms(params), "first_seen_at", span)
+
+
+def alarms_active(params: dict[str, Any], measure: str, span: Span) -> Iterator[Bucket]:
+    qs = _alarms(params)
+    yield from buckets(qs, "first_seen_at", span)
+    yield from buckets(qs, "cleared_at", span, sign=-1)
+
+
+def _device_filters() -> dict[str, Filter]:
+    from zhizhi.alerts.models import Device
+
+    return {
+        "kind": Filter("设备类型", _choices(Device.KINDS), lookup="kind"),
+        "online": Filter("在线", kind="bool", many=False),
+        "online_minutes": Filter("在线判定(分钟)", kind="int", many=False),
+    }
+
+
+def devices(params: dict[str, Any], measure: str, span: Span) -> Iterator[Bucket]:
+    """Enabled devices; with `online`, those heard from (or not) within `online_minutes` (default 60)."""
+    from zhizhi.alerts.models import Device
+
+    qs = apply_filters(Device.objects.filter(enabled=True), _device_filters(), params)
+    if "online" in params:
+        since = span.cutoff - dt.timedelta(minutes=int(params.get("online_minutes") or 60))
+        heard = Q(last_seen_at__gte=since, last_seen_at__lt=span.cutoff)
+        qs = qs.filter(heard) if params["online"] else qs.exclude(heard)
+    rows = qs.order_by().values("area_path").annotate(n=Count("pk"))
+    for row in rows:
+        if row["area_path"]:
+            yield row["area_path"], span.last, row["n"], 0.0
+
+
+register(Source("alarms.raised", "新发告警", "alarms raised", FLOW, alarms_raised))
+register(Source("alarms.active", "活动告警", "active alarms", STOCK, alarms_active))
+register(Source("devices", "感知设备", "devices", SNAPSHOT, devices))
+
+
+def cameras(params: dict[str, Any], measure: str, span: Span) -> Iterator[Bucket]:
+    from zhizhi.intake.models import Camera
+
+    rows = (
+        Camera.objects.filter(enabled=True, grid__isnull=False)
+        .order_by()
+        .values("grid__path")
+        .annotate(n=Count("pk"))
+    )
+    for row in rows:
+        yield row["grid__path"], span.last, row["n"], 0.0
+
+
+register(Source("cameras", "视频监控点位", "cameras", SNAPSHOT, cameras))
+
+
+# --- residents, care, houses -------------------------------------------------------------------
+
+
+def _person_filters() -> dict[str, Filter]:
+    from zhizhi.people.models import Person
+
+    return {
+        "population_type": Filter("人口类型", _choices(Person.POPULATION_TYPES), lookup="population_type"),
+        "gender": Filter("性别", _choices(Person.GENDERS), lookup="gender"),
+        "min_age": Filter("最小年龄", kind="int", many=False),
+        "max_age": Filter("最大年龄", kind="int", many=False),
+    }
+
+
+def _years_after(day: dt.date, years: int) -> dt.date:
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year + years, day=28) + dt.timedelta(days=1)
+
+
+def _age_buckets(
+    rows: Iterable[tuple[str, dt.datetime, dt.date]], params: dict[str, Any], span: Span
+) -> Iterator[Bucket]:
+    """A person counts from the later of their registration and their min_age birthday, until their
+    (max_age + 1) birthday: the age as of each day, not as of today."""
+    min_age, max_age = params.get("min_age"), params.get("max_age")
+    for path, created, birth in rows:
+        if not path or created >= span.cutoff:
+            continue
+        enter = timezone.localdate(created)
+        if min_age is not None:
+            enter = max(enter, _years_after(birth, int(min_age)))
+        leave = _years_after(birth, int(max_age) + 1) if max_age is not None else None
+        for day, sign in ((enter, 1), (leave, -1)):
+            if day is None or day > span.cutoff_day or day > span.last:
+                continue
+            if day < span.first:
+                if not span.fold:
+                    continue
+                day = span.first
+            yield path, day, sign, 0.0
+
+
+def residents(params: dict[str, Any], measure: str, span: Span) -> Iterator[Bucket]:
+    """实有人口 in the register (status 在册). Registered on `created_at`; with min_age/max_age the
+    age is that of each day. Moves out and deaths carry no date: they leave the whole history."""
+    from zhizhi.people.models import Person
+
+    qs = apply_filters(Person.objects.filter(status="active"), _person_filters(), params)
+    if params.get("min_age") is None and params.get("max_age") is None:
+        return buckets(qs, "created_at", span)
+    return _age_buckets(qs.values_list("area_path", "created_at", "birth_date").iterator(), params, span)
+
+
+def care_people(params: dict[str, Any], measure: str, span: Span) -> Iterator[Bucket]:
+    """重点人群: residents (在册) with at least one of the care tag kinds, counted once each."""
+    from zhizhi.people.models import CareTag
+
+    qs = CareTag.objects.filter(person__status="active")
+    if params.get("kind"):
+        qs = qs.filter(kind__in=params["kind"])
+    if params.get("population_type"):
+        qs = qs.filter(person__population_type__in=params["population_type"])
+    first = qs.order_by().values("person_id", "person__area_path").annotate(since=_min("created_at"))
+    for row in first:
+        path, since = row["person__area_path"], row["since"]
+        if not path or since >= span.cutoff:
+            continue
+        day = timezone.localdate(since)
+        if day < span.first:
+            if not span.fold:
+                continue
+            day = span.first
+        yield path, day, 1, 0.0
+
+
+def _min(column: str) -> Any:
+    from django.db.models import Min
+
+    return Min(column)
+
+
+def houses(params: dict[str, Any], measure: str, span: Span) -> Iterator[Bucket]:
+    from zhizhi.people.models import House
+
+    qs = House.objects.all()
+    if params.get("use"):
+        qs = qs.filter(use__in=params["use"])
+    if params.get("building_kind"):
+        qs = qs.filter(building__kind__in=params["building_kind"])
+    return buckets(qs, "created_at", span)
+
+
+def _care_kinds() -> tuple[tuple[str, str], ...]:
+    from zhizhi.people.models import CareTag
+
+    return _choices(CareTag.KINDS)
+
+
+def _house_filters() -> dict[str, Filter]:
+    from zhizhi.geo.models import Building
+    from zhizhi.people.models import House
+
+    return {
+        "use": Filter("用途", _choices(House.USES)),
+        "building_kind": Filter("楼幢类型", _choices(Building.KINDS)),
+    }
+
+
+# --- enterprises and tax -----------------------------------------------------------------------
+
+LIVE_ENTERPRISE = ["active", "operating"]
+
+
+def _enterprise_filters() -> dict[str, Filter]:
+    from zhizhi.enterprises.models import Enterprise
+
+    return {
+        "industry": Filter("行业", _choices(Enterprise.INDUSTRIES), lookup="industry"),
+        "status": Filter("状态", _choices(Enterprise.STATUSES), lookup="status"),
+    }
+
+
+def enterprises(params: dict[str, Any], measure: str, span: Span) -> Iterator[Bucket]:
+    """Enterprises in the street (by default 存续/在业), from their establishment date; those without
+    a date count from their registration in Zhizhi."""
+    from zhizhi.enterprises.models import Enterprise
+
+    qs = apply_filters(Enterprise.objects.all(), _enterprise_filters(), params)
+    return buckets(qs, Coalesce("established_on", TruncDate("created_at")), span, dates=True)
+
+
+def enterprises_new(params: dict[str, Any], measure: str, span: Span) -> Iterator[Bucket]:
+    from zhizhi.enterprises.models import Enterprise
+
+    qs = apply_filters(Enterprise.objects.all(), _enterprise_filters(), params)
+    return buckets(qs, "established_on", span, dates=True)
+
+
+def _tax_filters() -> dict[str, Filter]:
+    from zhizhi.enterprises.models import Enterprise
+
+    return {
+        "industry": Filter("行业", _choices(Enterprise.INDUSTRIES), lookup="enterprise__industry"),
+        "tax_paid_here": Filter("在本街道纳税", kind="bool", many=False, lookup="tax_paid_here"),
+    }
+
+
+def tax(params: dict[str, Any], measure: str, span: Span) -> Iterator[Bucket]:
+    """Monthly tax records, each on the first day of its month (所属期): sum `tax_paid` or `revenue`."""
+    from zhizhi.enterprises.models import TaxRecord
+
+    qs = apply_filters(TaxRecord.objects.all(), _tax_filters(), params)
+    column = measure or "tax_paid"
+    return buckets(
+        qs, "period", span, measure=ExpressionWrapper(F(column), output_field=FloatField()), dates=True
+    )
+
+
+register(
+    Source(
+        "residents",
+        "实有人口",
+        "residents",
+        STOCK,
+        residents,
+        filters={},
+    )
+)
+
+# Filters are declared lazily (they read model choices); attach them now that models can load.
+
+
+def _attach() -> None:
+    from zhizhi.people.models import Person
+
+    specs: dict[str, Callable[[], dict[str, Filter]]] = {
+        "cases.reported": _case_filters,
+        "cases.closed": _case_filters,
+        "cases.open": _case_filters,
+        "cases.overdue": _case_filters,
+        "alarms.raised": _alarm_filters,
+        "alarms.active": _alarm_filters,
+        "devices": _device_filters,
+        "residents": _person_filters,
+        "houses": _house_filters,
+        "enterprises": _enterprise_filters,
+        "enterprises.new": _enterprise_filters,
+        "tax": _tax_filters,
+    }
+    for name, spec in specs.items():
+        REGISTRY[name].filters.update(spec())
+    REGISTRY["cases.finished"].filters.update(
+        {
+            **_case_filters(),
+            "on_time": Filter("按期", kind="bool", many=False),
+            "with_deadline": Filter("有办理时限", kind="bool", many=False),
+        }
+    )
+    REGISTRY["cases.visited"].filters.update(
+        {
+            **_case_filters(),
+            "satisfaction": Filter(
+                "满意度", (("satisfied", "满意"), ("basic", "基本满意"), ("unsatisfied", "不满意"))
+            ),
+        }
+    )
+    REGISTRY["care.people"].filters.update(
+        {
+            "kind": Filter("关怀类别", _care_kinds()),
+            "population_type": Filter("人口类型", _choices(Person.POPULATION_TYPES)),
+        }
+    )
+
+
+register(Source("care.people", "重点人群", "people of special care", STOCK, care_people))
+register(Source("houses", "实有房屋", "houses", STOCK, houses))
+register(
+    Source(
+        "enterprises",
+        "企业",
+        "enterprises",
+        STOCK,
+        enterprises,
+        defaults={"status": LIVE_ENTERPRISE},
+    )
+)
+register(Source("enterprises.new", "新设企业", "new enterprises", FLOW, enterprises_new))
+register(
+    Source(
+        "tax",
+        "税收与营收",
+        "tax and revenue",
+        FLOW,
+        tax,
+        measures={"tax_paid": "纳税额(万元)", "revenue": "营业收入(万元)"},
+    )
+)
+
+_attached = False
+
+
+def ensure_filters() -> None:
+    """Attach the filters (they read model choices, so not at import of an app's models)."""
+    global _attached
+    if not _attached:
+        _attach()
+        _attached = True
+
+
+# --- checking a definition ---------------------------------------------------------------------
+
+
+def _check_params(source: Source, params: Any, field_name: str, problems: list[Problem]) -> None:
+    if not isinstance(params, dict):
+        problems.append(
+            Problem(
+                "params_not_object",
+                "筛选条件须为对象（键: 值）",
+                "filters must be an object (key: value)",
+                field=field_name,
+                value=params,
+            )
+        )
+        return
+    for name, value in params.items():
+        spec = source.filters.get(name)
+        if spec is None:
+            known = "、".join(sorted(source.filters)) or "无"
+            problems.append(
+                Problem(
+                    "unknown_filter",
+                    f"数据来源「{source.name}」没有筛选字段「{name}」",
+                    f"source '{source.name}' has no filter '{name}'",
+                    field=field_name,
+                    value=name,
+                    expected_zh=known,
+                    expected_en=", ".join(sorted(source.filters)) or "none",
+                )
+            )
+            continue
+        values = value if isinstance(value, list) else [value]
+        if isinstance(value, list) and not spec.many:
+            problems.append(
+                Problem(
+                    "filter_not_list",
+                    f"筛选字段「{name}」只取一个值",
+                    f"filter '{name}' takes a single value",
+                    field=field_name,
+                    value=value,
+                )
+            )
+            continue
+        if not values:
+            problems.append(
+                Problem(
+                    "filter_empty",
+                    f"筛选字段「{name}」不能为空列表",
+                    f"filter '{name}' is an empty list",
+                    field=field_name,
+                    value=name,
+                )
+            )
+        for v in values:
+            if spec.kind == "bool" and not isinstance(v, bool):
+                problems.append(
+                    Problem(
+                        "filter_not_bool",
+                        f"筛选字段「{name}」应为 true/false",
+                        f"filter '{name}' must be true or false",
+                        field=field_name,
+                        value=v,
+                    )
+                )
+            elif spec.kind == "int" and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
+                problems.append(
+                    Problem(
+                        "filter_not_int",
+                        f"筛选字段「{name}」应为非负整数",
+                        f"filter '{name}' must be a whole number ≥ 0",
+                        field=field_name,
+                        value=v,
+                    )
+                )
+            elif spec.kind == "str" and not isinstance(v, str):
+                problems.append(
+                    Problem(
+                        "filter_not_text",
+                        f"筛选字段「{name}」应为文字",
+                        f"filter '{name}' must be text",
+                        field=field_name,
+                        value=v,
+                    )
+                )
+            elif spec.choices is not None and str(v) not in {c for c, _ in spec.choices}:
+                problems.append(
+                    Problem(
+                        "filter_bad_value",
+                        f"筛选字段「{name}」没有取值「{v}」",
+                        f"filter '{name}' has no value '{v}'",
+                        field=field_name,
+                        value=v,
+                        expected_zh="、".join(f"{c}({label})" for c, label in spec.choices),
+                        expected_en=", ".join(c for c, _ in spec.choices),
+                    )
+                )
+
+
+def _check_part(
+    source_name: str, params: Any, window: str, measure: str, prefix: str, problems: list[Problem]
+) -> Source | None:
+    ensure_filters()
+    source = REGISTRY.get(source_name)
+    if source is None:
+        problems.append(
+            Problem(
+                "unknown_source",
+                f"未登记的数据来源「{source_name}」",
+                f"unknown source '{source_name}'",
+                field=f"{prefix}source",
+                value=source_name,
+                expected_zh="、".join(sorted(REGISTRY)),
+                expected_en=", ".join(sorted(REGISTRY)),
+            )
+        )
+        return None
+    _check_params(source, params, f"{prefix}params", problems)
+    if window not in source.windows:
+        problems.append(
+            Problem(
+                "bad_window",
+                f"数据来源「{source.name}」不支持时间窗口「{window}」",
+                f"source '{source.name}' has no window '{window}'",
+                field=f"{prefix}window",
+                value=window,
+                expected_zh="、".join(source.windows),
+                expected_en=", ".join(source.windows),
+            )
+        )
+    if measure and measure not in source.measures:
+        problems.append(
+            Problem(
+                "unknown_measure",
+                f"数据来源「{source.name}」没有度量「{measure}」",
+                f"source '{source.name}' has no measure '{measure}'",
+                field="measure",
+                value=measure,
+                expected_zh="、".join(source.measures) or "无",
+                expected_en=", ".join(source.measures) or "none",
+            )
+        )
+    return source
+
+
+def check_indicator(ind: Any) -> None:
+    """Raise Invalid with every problem of an indicator definition (field-located, zh + en)."""
+    problems: list[Problem] = []
+    source = _check_part(ind.source, ind.params, ind.window, ind.measure, "", problems)
+    agg = ind.aggregation
+    if agg in ("sum", "avg") and source is not None and not ind.measure:
+        problems.append(
+            Problem(
+                "measure_required",
+                "求和/平均须选择度量",
+                "a sum or an average needs a measure",
+                field="measure",
+                expected_zh="、".join(source.measures) or "（该来源无度量，请用计数）",
+                expected_en=", ".join(source.measures) or "(this source has none: use count)",
+            )
+        )
+    if agg in ("ratio", "growth"):
+        if not ind.denominator_source:
+            problems.append(
+                Problem(
+                    "denominator_required",
+                    "比率/增长率须填写分母来源",
+                    "a ratio or growth needs a denominator source",
+                    field="denominator_source",
+                )
+            )
+        else:
+            _check_part(
+                ind.denominator_source,
+                ind.denominator_params,
+                ind.denominator_window or ind.window,
+                ind.measure if agg == "growth" else "",
+                "denominator_",
+                problems,
+            )
+    elif ind.denominator_source:
+        problems.append(
+            Problem(
+                "denominator_unused",
+                "只有比率/增长率使用分母来源",
+                "only a ratio or growth uses a denominator source",
+                field="denominator_source",
+            )
+        )
+    if source is not None and source.kind == SNAPSHOT and agg in ("ratio", "growth"):
+        den = REGISTRY.get(ind.denominator_source)
+        if den is not None and den.kind != SNAPSHOT:
+            problems.append(
+                Problem(
+                    "snapshot_mix",
+                    "快照来源只能与快照来源组成比率",
+                    "a snapshot source only divides by another snapshot source",
+                    field="denominator_source",
+                )
+            )
+    if problems:
+        raise Invalid(problems)
