@@ -107,5 +107,6 @@ class IngestCounter(models.Model):
 
 
 from zhizhi.alerts.care_models import *  # noqa: E402, F403
+from zhizhi.alerts.enterprise_models import *  # noqa: E402, F403
 from zhizhi.alerts.risk_models import *  # noqa: E402, F403
 from zhizhi.alerts.rule_models import *  # noqa: E402, F403

@@ -232,6 +232,10 @@ def check_params(kind: str, params: Any) -> dict[str, Any]:
     elif kind == AlertRule.RATE:
         _number(params, "delta", "params.delta", problems, sign="positive")
         _number(params, "within_seconds", "params.within_seconds", problems, sign="positive")
+    elif kind == AlertRule.REGISTRY:  # the 八必访 enterprise triggers (enterprise_triggers.py)
+        from zhizhi.alerts.enterprise_triggers import registry_param_problems
+
+        problems += registry_param_problems(params)
     elif "silent_seconds" in params:  # optional: 1800 s by default
         _number(params, "silent_seconds", "params.silent_seconds", problems, sign="positive")
     if kind in (AlertRule.MISSING, AlertRule.INACTIVITY):
