@@ -68,3 +68,62 @@ class InboxMessage(models.Model):
 
     def __str__(self) -> str:
         return self.subject
+
+
+class Broadcast(models.Model):
+    """A message from a staff member to many staff at once (通知公告/紧急通知), with read receipts.
+
+    Rules live in broadcast.py. Each recipient gets one outbox row per channel; the inbox copy's
+    key names the broadcast, so opening it marks the BroadcastRecipient read."""
+
+    CHANNELS = [("inbox", "站内信"), ("sms", "短信"), ("dingtalk", "钉钉/浙政钉"), ("wecom", "企业微信")]
+
+    subject = models.CharField("标题", max_length=200)
+    body = models.TextField("内容", blank=True, default="")
+    link = models.CharField("链接", max_length=300, blank=True, default="")
+    channels = models.JSONField("渠道", default=list)
+    sender = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name="发送人",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField("发送时间", default=clock.now, db_index=True)
+    # A retried send with the same request id returns this broadcast instead of sending again.
+    request_id = models.CharField(max_length=64, unique=True)
+    # Set by emergency mode (e.g. "emergency.incident:7") so an incident lists its broadcasts.
+    incident_ref = models.CharField("关联事件", max_length=64, blank=True, default="", db_index=True)
+    # What the sender chose (roles, unit codes, user count, all staff), shown on the detail page.
+    audience = models.JSONField("发送范围", default=dict, blank=True)
+    total = models.PositiveIntegerField("接收人数", default=0)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "群发通知"
+        verbose_name_plural = "群发通知"
+
+    def __str__(self) -> str:
+        return self.subject
+
+
+class BroadcastRecipient(models.Model):
+    """One staff member's copy of a broadcast: when it first reached them and when they read it."""
+
+    broadcast = models.ForeignKey(Broadcast, on_delete=models.CASCADE, related_name="recipients")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    delivered_at = models.DateTimeField("送达时间", null=True, blank=True)
+    read_at = models.DateTimeField("阅读时间", null=True, blank=True)
+
+    class Meta:
+        ordering = ["broadcast", "id"]
+        verbose_name = "通知接收人"
+        verbose_name_plural = "通知接收人"
+        constraints = [
+            models.UniqueConstraint(fields=["broadcast", "user"], name="notify_broadcast_recipient_once")
+        ]
+        indexes = [models.Index(fields=["broadcast", "read_at"], name="notify_bcast_read")]
+
+    def __str__(self) -> str:
+        return f"{self.broadcast_id}→{self.user_id}"
