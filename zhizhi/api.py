@@ -35,6 +35,7 @@ REGISTRY_ROUTERS: dict[str, Router] = {}
 
 # The apps whose api.py modules register routers, in the order they appear in the docs.
 API_APPS = ("geo", "people", "enterprises", "orgs", "cases", "intake", "alerts")
+API_APPS += ("cockpit",)  # the big screen's board JSON (zhizhi/cockpit/api.py)
 
 
 def app_router(app: str) -> Router:

@@ -25,6 +25,7 @@ urlpatterns = [
     path("intake/", include("zhizhi.intake.urls")),
     path("intake/text/", include("zhizhi.intake.urls_text")),
     path("cockpit/", include("zhizhi.cockpit.urls")),
+    path("cockpit/", include("zhizhi.cockpit.urls")),
     path("", include("zhizhi.notify.urls")),
     path("alerts/", include("zhizhi.alerts.urls")),
 ]
