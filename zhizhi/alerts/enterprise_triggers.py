@@ -20,7 +20,7 @@ from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
-from django.db.models import Count, F, Max, Q, Sum, Value
+from django.db.models import Count, F, Max, Q, Sum, TextField, Value
 from django.db.models.fields.json import KT
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -413,7 +413,7 @@ def _detect_street(det: Detected, rules: dict[str, AlertRule], street: Region, m
         lo = since(rule)
         begin = timezone.make_aware(dt.datetime.combine(lo + dt.timedelta(days=1), dt.time.min))
         end = timezone.make_aware(dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time.min))
-        blank = Value("")
+        blank = Value("", output_field=TextField())
         entries = (
             ChangeLogEntry.objects.filter(
                 content_type=ContentType.objects.get_for_model(Enterprise), action="update",

@@ -21,4 +21,5 @@ def purge_readings() -> int:
     return deleted
 
 
+import zhizhi.alerts.tasks_enterprise  # noqa: E402  (the daily 八必访 enterprise triggers)
 from zhizhi.alerts import tasks_rules  # noqa: E402, F401  (the alert-rule silence sweep)
