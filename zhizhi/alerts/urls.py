@@ -3,6 +3,7 @@
 
 from django.urls import path
 
+import zhizhi.alerts.enterprise_views as enterprise_views
 from zhizhi.alerts import views
 
 urlpatterns = [
@@ -21,4 +22,6 @@ urlpatterns = [
     path("devices/<int:pk>/", views.device_detail, name="alerts_device"),
     path("devices/<int:pk>/token/", views.device_token, name="alerts_device_token"),
     path("devices/<int:pk>/overrides/<int:rule_id>/", views.device_override, name="alerts_device_override"),
+    path("enterprises/", enterprise_views.enterprise_list, name="alerts_enterprises"),
+    path("enterprises/<int:pk>/", enterprise_views.enterprise_detail, name="alerts_enterprise"),
 ]
