@@ -234,7 +234,8 @@ def payload(token: str, samples: Sequence[Sample]) -> bytes:
 class MqttSink:
     """Publishes each batch with QoS 1 to `zhizhi/<street>/<device>/telemetry`, as a device would."""
 
-    def __init__(self, url: str, street: str, client_id: str | None = None) -> None:
+    def __init__(self, url: str, street: str | dict[str, str], client_id: str | None = None) -> None:
+        """`street`: the street code of the topic, or device code → street code."""
         from urllib.parse import urlsplit
 
         import paho.mqtt.client as mqtt
@@ -254,7 +255,8 @@ class MqttSink:
         self._pending: list[object] = []
 
     def send(self, device: str, token: str, samples: Sequence[Sample]) -> None:
-        info = self.client.publish(topic_for(self.street, device), payload(token, samples), qos=1)
+        street = self.street if isinstance(self.street, str) else self.street.get(device, "0")
+        info = self.client.publish(topic_for(street, device), payload(token, samples), qos=1)
         self._pending.append(info)
         self.sent += len(samples)
         if len(self._pending) >= 200:  # bound the in-flight window
@@ -323,13 +325,16 @@ def play(
     *,
     speed: float = 1.0,
     once: bool = False,
+    origin: dt.datetime | None = None,
+    until: float | None = None,
     sleep: Callable[[float], None] = time.sleep,
     monotonic: Callable[[], float] = time.monotonic,
     on_tick: Callable[[Sample], None] | None = None,
 ) -> int:
     """Send `samples` through `sink`. `once`: everything now, batched per device. Otherwise samples
-    are due at (their time − the first one's) / `speed` seconds of wall clock after the start; what is
-    due together goes in one message per device. Returns how many readings were sent."""
+    are due at (their time − `origin`, default the first one's) / `speed` seconds of wall clock after
+    the start; what is due together goes in one message per device; `until`: stop after that many
+    wall-clock seconds. Returns how many readings were sent."""
     ordered = sorted(s for s in samples if s.device in tokens)
     if not ordered:
         return 0
@@ -337,10 +342,12 @@ def play(
         for device, chunk in batches(ordered):
             sink.send(device, tokens[device], chunk)
         return len(ordered)
-    first = ordered[0].at
+    first = origin if origin is not None else ordered[0].at
     started = monotonic()
     sent, i = 0, 0
     while i < len(ordered):
+        if until is not None and monotonic() - started >= until:
+            break
         due = (ordered[i].at - first).total_seconds() / speed
         wait = due - (monotonic() - started)
         if wait > 0:
