@@ -1,5 +1,8 @@
 """Daily rollups: every enabled indicator for every region (down to its breakdown level) per day.
 
+Rows whose parts are all zero are left out below the top region (most grids see no petition on
+most days); the top region's row is always written and marks the day as rolled up.
+
 `build(day)` writes one day, `backfill(first, last)` a span — each indicator with the same few
 grouped queries whatever the span, then one bulk upsert. `catch_up()` finds the days missed since
 the last run; `rebuild_stale()` recomputes indicators whose definition changed (see
@@ -11,38 +14,45 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Iterable
+from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from zhizhi import clock
 from zhizhi.cockpit.models import Indicator, IndicatorValue, RollupRun
 from zhizhi.cockpit.services import Tree, compute
 
-BATCH = 5000
-
 
 def _write(ind: Indicator, tree: Tree, first: dt.date, last: dt.date) -> int:
     computed = compute(ind, first, last, tree=tree)
+    roots = tree.roots()
     rows = []
     for path, series in computed.items():
         region_id = tree.by_path[path]["id"]
         for k, (v, num, den) in enumerate(series):
             if v is None and num is None:
-                continue  # a snapshot source cannot know that day: leave no row rather than a zero
-            rows.append(
-                IndicatorValue(
-                    indicator=ind,
-                    region_id=region_id,
-                    day=first + dt.timedelta(days=k),
-                    value=v,
-                    numerator=num,
-                    denominator=den,
-                )
-            )
+                continue  # a snapshot source cannot know that day: no row, not even the top one
+            if region_id not in roots and not num and not den:
+                continue  # all zero: reads give services.empty_value (the top row marks the day)
+            rows.append((ind.pk, region_id, first + dt.timedelta(days=k), v, num, den))
     with transaction.atomic():
         IndicatorValue.objects.filter(indicator=ind, day__gte=first, day__lte=last).delete()
-        IndicatorValue.objects.bulk_create(rows, batch_size=BATCH)
+        _insert(rows)
     return len(rows)
+
+
+def _insert(rows: list[tuple[Any, ...]]) -> None:
+    """Plain multi-row inserts: the ORM's per-object work costs more than the database here."""
+    table = IndicatorValue._meta.db_table
+    columns = "indicator_id, region_id, day, value, numerator, denominator"
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            return
+        sql = f"INSERT INTO {table} ({columns}) VALUES (%s, %s, %s, %s, %s, %s)"  # noqa: S608 (own names)
+        cursor.executemany(sql, rows)
 
 
 def backfill(first: dt.date, last: dt.date, indicators: Iterable[Indicator] | None = None) -> dict[str, int]:

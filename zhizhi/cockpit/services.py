@@ -17,17 +17,21 @@ or stale there is computed from raw rows the same way.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from django.core.cache import cache
-from django.db import connection
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
 
 from zhizhi import clock
 from zhizhi.cockpit import sources
 from zhizhi.cockpit.models import Indicator, IndicatorValue
 from zhizhi.geo.models import Region
+from zhizhi.problems import Invalid, Problem
 
 LEVEL_ORDER = [Region.DISTRICT, Region.STREET, Region.COMMUNITY, Region.GRID]
 LIVE_CACHE_SECONDS = 5
@@ -94,6 +98,9 @@ class Tree:
             if prefix in self.by_path:
                 out.append(prefix)
         return out
+
+    def roots(self) -> set[int]:
+        return {r["id"] for r in self.by_path.values() if r["parent_id"] is None}
 
     def within(self, deepest: str) -> list[str]:
         limit = LEVEL_ORDER.index(deepest)
@@ -282,23 +289,35 @@ def _allows(ind: Indicator, level: str) -> bool:
     return LEVEL_ORDER.index(level) <= LEVEL_ORDER.index(ind.breakdown_level)
 
 
+def empty_value(ind: Indicator) -> float | None:
+    """What a region without a rollup row holds on a rolled-up day: rollups leave out the rows
+    whose parts are all zero, which is 0 for a count or sum and "no value" for a ratio or average."""
+    return 0.0 if ind.aggregation in (Indicator.COUNT, Indicator.SUM) else None
+
+
 def _values_on(
     indicators: list[Indicator], regions: list[dict[str, Any]], days: list[dt.date], tree: Tree
 ) -> dict[tuple[int, int, dt.date], float | None]:
     """(indicator id, region id, day) → value: today live, past days from the rollups (one query),
-    the rest (missing or stale rollups) computed from raw rows."""
+    the rest (days not rolled up, or stale rollups) computed from raw rows.
+
+    A day counts as rolled up for an indicator when its row for the top region(s) exists: the
+    rollup always writes those, and leaves out the all-zero rows below them."""
     today = clock.today()
     out: dict[tuple[int, int, dt.date], float | None] = {}
     past = [d for d in days if d < today]
     fresh = [i for i in indicators if i.stale_since is None]
+    roots = tree.roots()
     found: set[tuple[int, dt.date]] = set()
     if past and fresh:
+        wanted = {r["id"] for r in regions} | set(roots)
         rows = IndicatorValue.objects.filter(
-            indicator__in=fresh, region_id__in=[r["id"] for r in regions], day__in=past
+            indicator__in=fresh, region_id__in=wanted, day__in=past
         ).values_list("indicator_id", "region_id", "day", "value")
         for ind_id, region_id, day, v in rows:
             out[(ind_id, region_id, day)] = v
-            found.add((ind_id, day))
+            if region_id in roots:
+                found.add((ind_id, day))
     for ind in indicators:
         usable = [r for r in regions if _allows(ind, r["level"])]
         if not usable:
@@ -307,6 +326,10 @@ def _values_on(
             now_values = live(ind)
             for r in usable:
                 out[(ind.pk, r["id"], today)] = (now_values.get(r["path"]) or (None, None, None))[0]
+        done = [d for d in past if (ind.pk, d) in found]
+        for d in done:
+            for r in usable:
+                out.setdefault((ind.pk, r["id"], d), empty_value(ind))
         missing = sorted(d for d in past if (ind.pk, d) not in found)
         if missing:
             computed = compute(ind, missing[0], missing[-1], tree=tree)
@@ -419,3 +442,129 @@ def ranking(indicator_code: str, region: Region, day: dt.date | None = None) -> 
         row["rank"] = rank
         row["status"] = status_of(ind, row["value"])
     return rows
+
+
+# --- importing definitions -----------------------------------------------------------------------
+
+IMPORT_FIELDS = (
+    "name",
+    "unit",
+    "scene",
+    "description",
+    "source",
+    "params",
+    "window",
+    "aggregation",
+    "measure",
+    "denominator_source",
+    "denominator_params",
+    "denominator_window",
+    "breakdown_level",
+    "threshold_green",
+    "threshold_red",
+    "target",
+    "higher_is_better",
+    "order",
+    "enabled",
+)
+DATA_FILE = Path(__file__).resolve().parent / "data" / "indicators.json"
+
+
+def import_indicators(rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Create or update indicators by code from a list of definitions (the JSON file's rows).
+
+    Every row is checked first; one bad row refuses the whole file with every problem located by
+    row (1-based) and field, zh + en. A changed definition marks the indicator's rollups stale."""
+    problems: list[Problem] = []
+    existing = {i.code: i for i in Indicator.objects.all()}
+    planned: list[tuple[Indicator, bool, bool]] = []
+    for row_number, row in enumerate(rows, 1):
+        if not isinstance(row, dict) or not row.get("code"):
+            problems.append(
+                Problem(
+                    "row_without_code", "缺少指标编码", "the row has no code", row=row_number, column="code"
+                )
+            )
+            continue
+        unknown = sorted(set(row) - {"code", *IMPORT_FIELDS})
+        for name in unknown:
+            problems.append(
+                Problem(
+                    "unknown_column",
+                    f"未知的列「{name}」",
+                    f"unknown column '{name}'",
+                    row=row_number,
+                    column=name,
+                    expected_zh="、".join(IMPORT_FIELDS),
+                    expected_en=", ".join(IMPORT_FIELDS),
+                )
+            )
+        ind = existing.get(row["code"])
+        adding = ind is None
+        if ind is None:
+            ind = Indicator(code=row["code"])
+        before = None if adding else {f: getattr(ind, f) for f in IMPORT_FIELDS}
+        fresh = Indicator()
+        defaults = {f: getattr(fresh, f) for f in IMPORT_FIELDS}
+        for name in IMPORT_FIELDS:
+            setattr(ind, name, row.get(name, defaults[name]))
+        try:
+            ind.clean_fields()
+        except ValidationError as exc:
+            for field_name, messages in exc.message_dict.items():
+                for message in messages:
+                    problems.append(
+                        Problem(
+                            "invalid_value",
+                            f"取值不正确：{message}",
+                            f"invalid value: {message}",
+                            row=row_number,
+                            column=field_name,
+                            value=row.get(field_name),
+                        )
+                    )
+            continue
+        try:
+            sources.check_indicator(ind)
+        except Invalid as exc:
+            for p in exc.problems:
+                p.row, p.column = row_number, p.field
+                problems.append(p)
+            continue
+        changed = adding or before != {f: getattr(ind, f) for f in IMPORT_FIELDS}
+        planned.append((ind, adding, changed))
+    seen: dict[str, int] = {}
+    for row_number, row in enumerate(rows, 1):
+        code = row.get("code") if isinstance(row, dict) else None
+        if code in seen:
+            problems.append(
+                Problem(
+                    "duplicate_code",
+                    f"指标编码「{code}」重复（第{seen[code]}行）",
+                    f"code '{code}' repeats row {seen[code]}",
+                    row=row_number,
+                    column="code",
+                    value=code,
+                )
+            )
+        elif code:
+            seen[code] = row_number
+    if problems:
+        raise Invalid(problems)
+    counts = {"created": 0, "updated": 0, "unchanged": 0}
+    with transaction.atomic():
+        for ind, adding, changed in planned:
+            if changed:
+                ind.save()
+            counts["created" if adding else "updated" if changed else "unchanged"] += 1
+    return counts
+
+
+def load_indicator_file(path: Path | None = None) -> dict[str, int]:
+    with open(path or DATA_FILE, encoding="utf-8") as fh:
+        rows = json.load(fh)
+    if not isinstance(rows, list):
+        raise Invalid(
+            [Problem("not_a_list", "文件须为指标定义的列表", "the file must hold a list of definitions")]
+        )
+    return import_indicators(rows)

@@ -81,6 +81,15 @@ class Filter:
     kind: str = "str"  # str | bool | int
     many: bool = True
     lookup: str = ""  # the ORM lookup path; "" for filters the source applies itself
+    # Allowed values read from the database (e.g. the category codes of the responsibility list).
+    choices_from: Callable[[], set[str]] | None = None
+
+    def allowed(self) -> set[str] | None:
+        if self.choices_from is not None:
+            return self.choices_from()
+        if self.choices is not None:
+            return {c for c, _ in self.choices}
+        return None
 
 
 @dataclass(frozen=True)
@@ -194,12 +203,24 @@ def _case_filters() -> dict[str, Filter]:
 
     return {
         "channel": Filter("来源渠道", _choices(Case.CHANNELS), lookup="channel"),
-        "category_class": Filter("大类编码", lookup="category__parent__code"),
-        "category": Filter("小类编码", lookup="category__code"),
+        "category_class": Filter("大类编码", lookup="category__parent__code", choices_from=_category_classes),
+        "category": Filter("小类编码", lookup="category__code", choices_from=_category_leaves),
         "urgent": Filter("紧急", kind="bool", many=False, lookup="urgent"),
         "status": Filter("当前状态", _choices(Case.STATUSES), lookup="status"),
         "sla_level": Filter("时限状态", _choices(Case.SLA_LEVELS), lookup="sla_level"),
     }
+
+
+def _category_classes() -> set[str]:
+    from zhizhi.cases.models import Category
+
+    return set(Category.objects.filter(parent__isnull=True).values_list("code", flat=True))
+
+
+def _category_leaves() -> set[str]:
+    from zhizhi.cases.models import Category
+
+    return set(Category.objects.filter(parent__isnull=False).values_list("code", flat=True))
 
 
 def _cases(params: dict[str, Any]) -> QuerySet:
@@ -692,18 +713,23 @@ def _check_params(source: Source, params: Any, field_name: str, problems: list[P
                         value=v,
                     )
                 )
-            elif spec.choices is not None and str(v) not in {c for c, _ in spec.choices}:
-                problems.append(
-                    Problem(
-                        "filter_bad_value",
-                        f"筛选字段「{name}」没有取值「{v}」",
-                        f"filter '{name}' has no value '{v}'",
-                        field=field_name,
-                        value=v,
-                        expected_zh="、".join(f"{c}({label})" for c, label in spec.choices),
-                        expected_en=", ".join(c for c, _ in spec.choices),
+            else:
+                allowed = spec.allowed()
+                if allowed is not None and str(v) not in allowed:
+                    shown = sorted(allowed)
+                    if spec.choices:
+                        shown = [f"{c}({label})" for c, label in spec.choices]
+                    problems.append(
+                        Problem(
+                            "filter_bad_value",
+                            f"筛选字段「{name}」没有取值「{v}」",
+                            f"filter '{name}' has no value '{v}'",
+                            field=field_name,
+                            value=v,
+                            expected_zh="、".join(shown[:60]),
+                            expected_en=", ".join(sorted(allowed)[:60]),
+                        )
                     )
-                )
 
 
 def _check_part(
