@@ -234,3 +234,41 @@ def test_the_stream_sends_a_case_event_after_a_case_is_registered(loop: CaseMake
     # Not under the region the screen shows, or not in the reader's area: not sent.
     assert case.number not in _stream(client_for(street, "leader"), street.communities["B"], after)
     assert case.number not in _stream(client_for(street, "grid_b1"), street.grids["B1"], after)
+
+
+# --- the role dashboards ---------------------------------------------------------------------------
+def test_each_role_gets_its_dashboard_in_its_own_area(screen_data: CaseMaker) -> None:
+    street = screen_data.street
+    leader = client_for(street, "leader").get("/cockpit/dashboard/")
+    assert leader.status_code == 200 and leader.context["role"] == "leader"
+    assert leader.templates[0].name == "cockpit/dashboard_leader.html"
+    assert {i["code"]: i["value"] for i in leader.context["board"]["indicators"]} == {
+        "open_cases": 3,
+        "reported_today": 3,
+    }
+    assert 'data-trend="/api/v1/cockpit/trend/open_cases' in leader.content.decode()
+    assert "驾驶舱" in leader.content.decode()  # the nav link of a leader
+
+    dispatcher = client_for(street, "dispatcher").get("/cockpit/dashboard/")
+    assert dispatcher.context["role"] == "dispatcher"
+    figures = dispatcher.context["figures"]
+    assert figures["counts"]["open"] == 3 and figures["counts"]["waiting"] == 2
+    assert figures["channels"] == [{"channel": "dispatcher", "name": "坐席录入", "n": 3}]
+    # Next to its figures the dispatcher sees the safety scene.
+    assert [i["code"] for i in dispatcher.context["board"]["indicators"]] == ["open_cases"]
+
+    # The A1 grid worker's unit handles the auto-dispatched case; the page is scoped to grid A1.
+    grid = client_for(street, "grid_a1").get("/cockpit/dashboard/")
+    assert grid.context["role"] == "department" and grid.context["region"] == street.grids["A1"]
+    assert [c.title for c in grid.context["figures"]["cases"]] == ["A1的案件"]
+    assert grid.context["board"] is None
+    assert "看板" in grid.content.decode() and 'href="/cockpit/"' not in grid.content.decode()
+
+    # 区域发展办 sees its (no) cases and the enterprise (industry) indicators.
+    Indicator.objects.create(code="enterprises_live", name="在营企业", source="enterprises", window="now",
+                             scene="industry", breakdown_level="grid")  # fmt: skip
+    dept = client_for(street, "dept").get("/cockpit/dashboard/")
+    assert dept.context["role"] == "department" and dept.context["figures"]["cases"] == []
+    assert [i["code"] for i in dept.context["board"]["indicators"]] == ["enterprises_live"]
+    assert "在营企业" in dept.content.decode()
+    assert client_for(street, "resident").get("/cockpit/dashboard/").status_code == 404
