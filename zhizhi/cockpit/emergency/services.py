@@ -15,6 +15,7 @@ households are listed, assigned and notified in seconds.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -980,7 +981,11 @@ def broadcast(
                             recipient=robot,
                             subject=f"【紧急指令】{subject}",
                             body=body,
-                            idempotency_key=f"emergency:{incident.pk}:broadcast:{item.pk}:robot:{channel}:{robot}",
+                            # HTTP headers carry the key: ASCII only, so the robot's (Chinese) name is hashed.
+                            idempotency_key=(
+                                f"emergency:{incident.pk}:broadcast:{item.pk}:robot:{channel}:"
+                                + hashlib.sha1(robot.encode()).hexdigest()[:12]
+                            ),
                             cause=cause,
                         )
                     )
