@@ -179,3 +179,33 @@ def test_management_command_imports_checks_and_refuses(loop: CaseMaker, tmp_path
         with pytest.raises(CommandError, match="Only dispatchers"):
             call_command("import_police110", str(SAMPLE), "--user", "grid_a1")
     assert Case.objects.filter(channel="police110").count() == 4
+
+
+def test_upload_page_imports_or_lists_every_problem(loop: CaseMaker) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.test import Client
+
+    from tests.factories import PASSWORD
+
+    grid = Client()
+    assert grid.login(username="grid_a1", password=PASSWORD)
+    assert grid.get("/intake/police110/").status_code == 403
+    client = Client()
+    assert client.login(username="dispatcher", password=PASSWORD)
+    page = client.get("/intake/police110/").content.decode()
+    assert "警情编号" in page and "call_time" in page
+    bad = csv("W-1,2026-11-23 08:00:00,好的,测试路A1号,,,", "W-2,2026-11-23 08:00:00,,测试路A1号,,,")
+    with clock.frozen_at(NOON):
+        answer = client.post("/intake/police110/", {"file": SimpleUploadedFile("bad.csv", bad)})
+    text = answer.content.decode()
+    assert (
+        answer.status_code == 400
+        and "第3行 row 3" in text
+        and "缺少报警内容" in text
+        and "content is missing" in text
+    )
+    assert not Case.objects.filter(channel="police110").exists()
+    with clock.frozen_at(NOON):
+        ok = client.post("/intake/police110/", {"file": SimpleUploadedFile("feed.csv", SAMPLE.read_bytes())})
+    assert ok.status_code == 200 and 'id="import-result"' in ok.content.decode()
+    assert Case.objects.filter(channel="police110").count() == 4

@@ -25,7 +25,7 @@ urlpatterns = [
     path("intake/", include("zhizhi.intake.urls")),
     path("intake/text/", include("zhizhi.intake.urls_text")),
     path("cockpit/", include("zhizhi.cockpit.urls")),
-    path("cockpit/", include("zhizhi.cockpit.urls")),
     path("", include("zhizhi.notify.urls")),
+    path("intake/police110/", include("zhizhi.intake.urls_police110")),
     path("alerts/", include("zhizhi.alerts.urls")),
 ]
