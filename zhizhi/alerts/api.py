@@ -50,3 +50,6 @@ def telemetry(request: HttpRequest) -> HttpResponse:
     except Invalid as exc:
         return _json(400, problem_body(*exc.problems))
     return _json(200, result.as_dict())
+
+
+from zhizhi.alerts import api_rules  # noqa: E402, F401  (rules and alarms: /api/v1/alerts/…)

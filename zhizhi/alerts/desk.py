@@ -302,6 +302,8 @@ def check_rule(data: dict[str, Any], rule: AlertRule | None) -> list[Problem]:
         rules.check_params(str(data.get("kind") or ""), params)
     except Invalid as exc:
         problems.extend(exc.problems)
+    if isinstance(params, dict) and data.get("kind") == AlertRule.THRESHOLD and "clear" in params:
+        problems.extend(_clear_problems(params["clear"]))
     if isinstance(params, dict) and "severity" in params and params["severity"] not in alarms.RANK:
         problems.append(
             Problem(
@@ -311,6 +313,47 @@ def check_rule(data: dict[str, Any], rule: AlertRule | None) -> list[Problem]:
                 field="params.severity",
                 value=params["severity"],
                 expected_en="info, minor, major, critical",
+            )
+        )
+    return problems
+
+
+def _is_number(value: Any, minimum: float | None = None) -> bool:
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    return ok and (minimum is None or value >= minimum)
+
+
+def _clear_problems(clear: Any) -> list[Problem]:
+    """The threshold's clear condition (rules.check_params leaves it to us): one limit, a duration."""
+    if not isinstance(clear, dict) or ("above" in clear) == ("below" in clear):
+        return [
+            Problem(
+                "clear",
+                "恢复条件需且仅需 above 或 below 之一",
+                "The clear condition needs exactly one of above or below",
+                field="params.clear",
+            )
+        ]
+    problems = []
+    way = "above" if "above" in clear else "below"
+    if not _is_number(clear[way]):
+        problems.append(
+            Problem(
+                "param",
+                f"恢复条件 {way} 应为数值",
+                f"Clear {way} must be a number",
+                field="params.clear",
+                value=clear[way],
+            )
+        )
+    if "for_seconds" in clear and not _is_number(clear["for_seconds"], 0):
+        problems.append(
+            Problem(
+                "param",
+                "恢复条件 for_seconds 应为非负数",
+                "Clear for_seconds must be a non-negative number",
+                field="params.clear",
+                value=clear["for_seconds"],
             )
         )
     return problems

@@ -79,6 +79,8 @@ class RuleForm:
             if key == "params" and not as_json:
                 self.general.append(p.message)
                 continue
+            if key == "clear" or key.startswith("clear."):
+                key = "clear_limit"  # never "clear": a template would call dict.clear on the lookup
             if key:
                 self.errors.setdefault(key, []).append(p.message)
             else:
