@@ -232,8 +232,14 @@ def open_case(alarm: Alarm) -> None:
         name = alarm.enterprise.name
         building = alarm.enterprise.building if alarm.enterprise.building_id else None
         where = alarm.enterprise.registered_address
-    elif alarm.person_id is not None and alarm.person is not None:
+    if alarm.person_id is not None and alarm.person is not None:
+        # A person's alarm (inactivity over all their sensors, a list match) names the person, and
+        # without a placed device it is found at their home.
+        from zhizhi.alerts.care import home_building
+
         name = alarm.person.name
+        if building is None and lng is None:
+            building = home_building(alarm.person)
     if building is not None:
         where = building.address
         if lng is None:

@@ -22,4 +22,5 @@ def purge_readings() -> int:
 
 
 import zhizhi.alerts.tasks_enterprise  # noqa: E402  (the daily 八必访 enterprise triggers)
+import zhizhi.alerts.tasks_risk  # noqa: E402, F401  (the hourly risk-area list match)
 from zhizhi.alerts import tasks_rules  # noqa: E402, F401  (the alert-rule silence sweep)

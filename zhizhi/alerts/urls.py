@@ -4,7 +4,7 @@
 from django.urls import path
 
 import zhizhi.alerts.enterprise_views as enterprise_views
-from zhizhi.alerts import views
+from zhizhi.alerts import care_views, views
 
 urlpatterns = [
     path("", views.board, name="alerts_board"),
@@ -22,6 +22,15 @@ urlpatterns = [
     path("devices/<int:pk>/", views.device_detail, name="alerts_device"),
     path("devices/<int:pk>/token/", views.device_token, name="alerts_device_token"),
     path("devices/<int:pk>/overrides/<int:rule_id>/", views.device_override, name="alerts_device_override"),
+    path("care/", care_views.care_list, name="alerts_care"),
+    path("care/<int:pk>/", care_views.care_detail, name="alerts_care_detail"),
+    path("care/<int:pk>/visit/", care_views.care_visit, name="alerts_care_visit"),
+    path("risk/", care_views.risk_list, name="alerts_risk"),
+    path("risk/<int:pk>/", care_views.risk_edit, name="alerts_risk_edit"),
+    path("risk/import/", care_views.risk_import, name="alerts_risk_import"),
+    path("risk/template.csv", care_views.risk_template, name="alerts_risk_template"),
+    path("risk/matches/", care_views.risk_matches, name="alerts_risk_matches"),
+    path("risk/people/<int:pk>/", care_views.risk_person, name="alerts_risk_person"),
     path("enterprises/", enterprise_views.enterprise_list, name="alerts_enterprises"),
     path("enterprises/<int:pk>/", enterprise_views.enterprise_detail, name="alerts_enterprise"),
 ]
