@@ -13,6 +13,7 @@ from typing import Any
 # (name, "module:function"), run in this order. Append new layers at the end.
 LOADERS: list[tuple[str, str]] = [
     ("devices", "zhizhi.alerts.devices_demo:load"),
+    ("enterprise_triggers", "zhizhi.alerts.enterprise_demo:load"),
 ]
 
 
