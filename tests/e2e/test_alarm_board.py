@@ -40,10 +40,8 @@ def test_a_new_alarm_appears_live_and_is_acknowledged_from_the_board(page: Any, 
     started = time.monotonic()
     alarm = alarms.report(rule, mine, "major", at=clock.now(), value=1.3)
     row = page.locator(f"#alarm-{alarm.pk}")
-    row.wait_for(timeout=5000)
-    took = time.monotonic() - started
-    print(f"alarm on the board {took:.2f} s after it was raised")
-    assert took < 5.0
+    row.wait_for(timeout=5000)  # the requirement: on the open board within 5 s, no reload
+    print(f"alarm on the board {time.monotonic() - started:.2f} s after it was raised")
     assert "一号水位计" in row.inner_text() and "重要" in row.inner_text()
     assert row.get_attribute("data-ack") == "no"
     assert page.locator("tr.alarm-row").count() == 1  # the B1 alarm stayed off this board
