@@ -16,6 +16,7 @@ from tests.test_emergency import buildings, declare, populate
 from zhizhi import clock
 from zhizhi.cockpit.emergency import services
 from zhizhi.cockpit.emergency.models import IncidentEvent
+from zhizhi.notify import broadcast as notify_broadcast
 from zhizhi.notify import services as notify
 from zhizhi.notify.models import InboxMessage, OutboxMessage
 from zhizhi.problems import Forbidden, Invalid
@@ -34,7 +35,7 @@ def gateway(settings) -> Iterator[FakeGateway]:  # type: ignore[no-untyped-def]
     fake.close()
 
 
-STAFF = {"leader", "dispatcher", "dept", "community_a", "grid_a1", "grid_b1"}
+STAFF = {"leader", "dispatcher", "dept", "community_a", "grid_a1", "grid_b1", "volunteer"}
 
 
 def test_broadcast_while_the_sms_gateway_is_down_is_delivered_later_with_right_receipts(
@@ -56,9 +57,10 @@ def test_broadcast_while_the_sms_gateway_is_down_is_delivered_later_with_right_r
             channels=["sms", "dingtalk"],
             request_id="b-1",
         )
-        # Staff of the street only: not the volunteer, not the resident.
-        assert item.recipients == len(STAFF)
-        sms = OutboxMessage.objects.filter(cause=f"emergency.broadcast:{item.pk}", channel="sms")
+        # Every staff account, not the resident; tied to the incident.
+        assert item.total == len(STAFF) and item.incident_ref == f"emergency.incident:{incident.pk}"
+        assert list(services.broadcasts_of(incident)) == [item]
+        sms = OutboxMessage.objects.filter(cause=notify_broadcast.cause_of(item), channel="sms")
         assert sms.count() == 2  # only the two with a phone
         counts = notify.deliver_due()
     # The inbox is ours and always up; SMS (the two task notices, the two instructions) and the robot
@@ -66,15 +68,15 @@ def test_broadcast_while_the_sms_gateway_is_down_is_delivered_later_with_right_r
     assert counts == {"sent": len(STAFF) + 2, "retry": 5, "dead": 0}
     assert not gateway.received
     rows = {r.name: r for r in services.receipts(item)}
-    assert set(rows) == {"领导", "坐席", "区域发展办员", "A社工", "A1网格员", "B1网格员"}
+    assert set(rows) == {"领导", "坐席", "区域发展办员", "A社工", "A1网格员", "B1网格员", "志愿者"}
     assert all(r.delivered_at is not None and r.read_at is None for r in rows.values())
     assert rows["A1网格员"].sms == "pending"
     # The grid worker reads it on the phone while the gateway is still down.
     message = InboxMessage.objects.get(
-        user=street.users["grid_a1"], outbox_key__contains=f"broadcast:{item.pk}:"
+        user=street.users["grid_a1"], outbox_key__startswith=f"broadcast:{item.pk}:"
     )
     with clock.frozen_at(START + dt.timedelta(minutes=2)):
-        assert notify.mark_read(street.users["grid_a1"], message.pk)
+        notify_broadcast.mark_read(street.users["grid_a1"], message)
     assert services.receipt_counts(item) == {"recipients": len(STAFF), "delivered": len(STAFF), "read": 1}
     # The gateway comes back; the outbox retry sends each SMS once.
     gateway.down = False
@@ -108,6 +110,7 @@ def test_broadcast_to_chosen_units_or_roles(street: Street) -> None:
         dispatcher, incident, subject="网格员集合", body="到A1楼下集合", to_all=False, roles=["grid_worker"]
     )
     assert {r.name for r in services.receipts(by_role)} == {"A1网格员", "B1网格员"}
+    assert by_role.audience["roles"] == ["grid_worker"] and not by_role.audience["all_staff"]
     # Community A's committee and (as its sub-unit) nobody else: the A1 grid unit is not a child here.
     by_unit = services.broadcast(
         dispatcher, incident, subject="社区待命", body="…", to_all=False, unit_ids=[street.units["A"].pk]
@@ -118,13 +121,13 @@ def test_broadcast_to_chosen_units_or_roles(street: Street) -> None:
 @pytest.mark.parametrize(
     ("params", "code", "fld"),
     [
-        ({"subject": "", "body": "x"}, "subject_required", "subject"),
-        ({"subject": "x", "body": " "}, "body_required", "body"),
-        ({"subject": "x", "body": "y", "channels": ["pigeon"]}, "channel", "channels"),
-        ({"subject": "x", "body": "y", "to_all": False}, "audience_required", "audience"),
+        ({"subject": "", "body": "x"}, "required", "subject"),
+        ({"subject": "x", "body": "y", "channels": ["pigeon"]}, "channel_unknown", "channels"),
+        ({"subject": "x", "body": "y", "channels": ["wecom"]}, "channel_not_configured", "channels"),
+        ({"subject": "x", "body": "y", "to_all": False}, "no_recipients", "recipients"),
         ({"subject": "x", "body": "y", "to_all": False, "unit_ids": [987654]}, "unit_unknown", "units"),
+        ({"subject": "x", "body": "y", "to_all": False, "unit_ids": ["abc"]}, "unit", "units"),
         ({"subject": "x", "body": "y", "to_all": False, "roles": ["astronaut"]}, "role_unknown", "roles"),
-        ({"subject": "x", "body": "y", "to_all": False, "roles": ["volunteer"]}, "role_unknown", "roles"),
     ],
 )
 def test_bad_broadcasts_are_refused_in_both_languages(
@@ -138,6 +141,7 @@ def test_bad_broadcasts_are_refused_in_both_languages(
     problem = next(p for p in refused.value.problems if p.code == code)
     assert problem.field == fld and problem.zh and problem.en
     assert OutboxMessage.objects.count() == before
+    assert not services.broadcasts_of(incident).exists()
 
 
 def test_only_the_command_centre_broadcasts(street: Street) -> None:

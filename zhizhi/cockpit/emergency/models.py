@@ -1,5 +1,6 @@
-"""Emergency mode: an incident (突发事件) with its area, the households to evacuate in it, the
-instructions broadcast to staff, the help requests from the field and the incident's timeline.
+"""Emergency mode: an incident (突发事件) with its area, the households to evacuate in it, the help
+requests from the field and the incident's timeline. Instructions to staff are the platform's
+broadcasts (zhizhi/notify/broadcast.py) tagged with the incident (`incident_ref`).
 
 An incident's `area_path` is its street (the command centre's view); a task's `area_path` is the
 grid of its house, so a worker's page and the live board filter them like any other row.
@@ -206,28 +207,3 @@ class HelpRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.incident_id}:{self.task_id} {self.raised_at:%H:%M}"
-
-
-class Broadcast(models.Model):
-    """An instruction sent to staff (all, or chosen units / roles) through the outbox."""
-
-    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="broadcasts")
-    sent_at = models.DateTimeField(default=clock.now)
-    sent_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    subject = models.CharField("标题", max_length=100)
-    body = models.TextField("内容")
-    channels = models.JSONField(default=list)
-    # {"all": true} or {"units": [ids], "roles": [codes]}: who it was meant for.
-    audience = models.JSONField(default=dict)
-    recipients = models.PositiveIntegerField(default=0)
-    request_id = models.CharField(max_length=64, unique=True, null=True, blank=True)
-
-    class Meta:
-        ordering = ["sent_at", "id"]
-
-    def __str__(self) -> str:
-        return f"{self.incident_id} {self.subject}"
-
-    def key(self, user_id: int) -> str:
-        """The outbox idempotency key prefix of this broadcast to one user."""
-        return f"emergency:{self.incident_id}:broadcast:{self.pk}:user:{user_id}"

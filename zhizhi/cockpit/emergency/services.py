@@ -15,12 +15,10 @@ households are listed, assigned and notified in seconds.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q, QuerySet, Sum
 from django.utils.dateparse import parse_datetime
@@ -28,7 +26,6 @@ from django.utils.dateparse import parse_datetime
 from zhizhi import clock, live
 from zhizhi.cockpit.emergency import area as areas
 from zhizhi.cockpit.emergency.models import (
-    Broadcast,
     EvacuationTask,
     HelpRequest,
     Incident,
@@ -36,7 +33,9 @@ from zhizhi.cockpit.emergency.models import (
     IncidentEvent,
 )
 from zhizhi.geo.models import Building, Region
-from zhizhi.notify.models import InboxMessage, OutboxMessage
+from zhizhi.notify import broadcast as notify_broadcast
+from zhizhi.notify.models import Broadcast as NotifyBroadcast
+from zhizhi.notify.models import BroadcastRecipient, OutboxMessage
 from zhizhi.orgs.models import OrgUnit, User
 from zhizhi.people.models import CareTag, House, Person, Residency
 from zhizhi.permissions import reveal, scope_paths
@@ -823,32 +822,13 @@ def reveal_phones(
 
 
 # --- broadcast ----------------------------------------------------------------------------------
-def _audience(incident: Incident, to_all: bool, unit_ids: list[int], roles: list[str]) -> QuerySet[User]:
-    street_path = incident.area_path
-    parts = [p for p in street_path.strip("/").split("/") if p]
-    ancestors = ["/" + "/".join(parts[:d]) + "/" for d in range(1, len(parts))]
-    in_street = (
-        Q(regions__path__startswith=street_path)
-        | Q(org_unit__region__path__startswith=street_path)
-        | Q(regions__path__in=ancestors)
-    )
-    users = User.objects.filter(is_active=True, role__in=STAFF_ROLES).filter(in_street)
-    if not to_all:
-        q = Q(pk__in=[])
-        if unit_ids:
-            # A chosen unit includes its sub-units (a community and its grids).
-            units = set(unit_ids)
-            frontier = set(unit_ids)
-            while frontier:
-                frontier = (
-                    set(OrgUnit.objects.filter(parent_id__in=frontier).values_list("pk", flat=True)) - units
-                )
-                units |= frontier
-            q |= Q(org_unit_id__in=units)
-        if roles:
-            q |= Q(role__in=roles)
-        users = users.filter(q)
-    return User.objects.filter(pk__in=users.values("pk")).order_by("pk")
+def incident_ref(incident: Incident) -> str:
+    """How the platform's broadcasts (zhizhi/notify/broadcast.py) name this incident."""
+    return f"emergency.incident:{incident.pk}"
+
+
+def broadcasts_of(incident: Incident) -> QuerySet[NotifyBroadcast]:
+    return NotifyBroadcast.objects.filter(incident_ref=incident_ref(incident)).order_by("created_at", "id")
 
 
 def broadcast(
@@ -862,42 +842,23 @@ def broadcast(
     roles: list[str] | None = None,
     channels: list[str] | None = None,
     request_id: str = "",
-) -> Broadcast:
-    """发布指令: one message to every chosen staff member on each channel, through the outbox.
+) -> NotifyBroadcast:
+    """发布指令: the platform's staff broadcast (outbox, read receipts) tied to this incident.
     The inbox is always one of the channels: it is where read receipts come from."""
     require_commander(actor, incident)
-    request_id = (request_id or "").strip()[:64]
-    if request_id:
-        existing = Broadcast.objects.filter(request_id=request_id).first()
-        if existing is not None:
-            return existing
-    problems: list[Problem] = []
-    subject, body = (subject or "").strip(), (body or "").strip()
-    if not subject:
-        problems.append(
-            _problem("subject_required", "请填写指令标题", "Give the instruction a subject", "subject")
-        )
-    if len(subject) > 100:
-        problems.append(
-            _problem("subject_long", "标题最多100字", "The subject is at most 100 characters", "subject")
-        )
-    if not body:
-        problems.append(_problem("body_required", "请填写指令内容", "Write the instruction", "body"))
+    if incident.status != Incident.ACTIVE:
+        raise Invalid([_problem("incident_closed", "应急事件已结束", "The incident is closed", "status")])
     chosen = ["inbox", *[c for c in (channels or []) if c != "inbox"]]
-    for c in chosen:
-        if c not in BROADCAST_CHANNELS:
-            problems.append(
-                _problem("channel", f"未知的发送渠道：{c}", f"Unknown channel: {c}", "channels", c)
-            )
-    ids: list[int] = []
+    units: list[Any] = []
+    problems: list[Problem] = []
     for raw in unit_ids or []:
         try:
-            ids.append(int(raw))
+            units.append(int(raw))
         except (TypeError, ValueError):
             problems.append(
                 _problem("unit", f"单位编号无效：{raw}", f"Not a unit id: {raw}", "units", str(raw))
             )
-    missing = set(ids) - set(OrgUnit.objects.filter(pk__in=ids).values_list("pk", flat=True))
+    missing = set(units) - set(OrgUnit.objects.filter(pk__in=units).values_list("pk", flat=True))
     if missing:
         problems.append(
             _problem(
@@ -908,100 +869,37 @@ def broadcast(
                 ",".join(map(str, sorted(missing))),
             )
         )
-    bad_roles = [r for r in roles or [] if r not in STAFF_ROLES]
-    if bad_roles:
-        problems.append(
-            _problem(
-                "role_unknown",
-                f"角色无效：{'、'.join(bad_roles)}",
-                f"Unknown role: {', '.join(bad_roles)}",
-                "roles",
-                ",".join(bad_roles),
-            )
-        )
-    if not to_all and not ids and not roles:
-        problems.append(
-            _problem(
-                "audience_required",
-                "请选择接收对象：全体人员，或指定单位、角色",
-                "Choose who receives it: all staff, or units or roles",
-                "audience",
-            )
-        )
     if problems:
         raise Invalid(problems)
-    recipients = list(_audience(incident, to_all, ids, list(roles or [])).values_list("pk", "phone_enc"))
-    if not recipients:
-        raise Invalid(
-            [
-                _problem(
-                    "audience_empty", "没有符合条件的接收人", "Nobody matches the chosen audience", "audience"
-                )
-            ]
-        )
     with transaction.atomic():
-        item = Broadcast.objects.create(
-            incident=incident,
-            sent_by=actor,
+        item = notify_broadcast.send_broadcast(
+            actor,
             subject=subject,
             body=body,
+            roles=list(roles or []),
+            units=units,
+            all_staff=to_all,
             channels=chosen,
-            audience={"all": True} if to_all else {"units": ids, "roles": list(roles or [])},
-            recipients=len(recipients),
-            request_id=request_id or None,
+            link=f"/emergency/{incident.pk}/mine/",
+            request_id=request_id,
+            incident_ref=incident_ref(incident),
         )
-        link = f"/emergency/{incident.pk}/mine/"
-        cause = f"emergency.broadcast:{item.pk}"
-        rows = []
-        for user_id, phone in recipients:
-            for channel in chosen:
-                if channel not in ("inbox", "sms") or (channel == "sms" and not phone):
-                    continue
-                rows.append(
-                    OutboxMessage(
-                        channel=channel,
-                        recipient=f"user:{user_id}",
-                        user_id=user_id,
-                        subject=f"【紧急指令】{subject}",
-                        body=body,
-                        link=link,
-                        idempotency_key=f"{item.key(user_id)}:{channel}",
-                        cause=cause,
-                    )
-                )
-        for channel, setting in (
-            ("dingtalk", "ZHIZHI_DINGTALK_WEBHOOKS"),
-            ("wecom", "ZHIZHI_WECOM_WEBHOOKS"),
-        ):
-            if channel in chosen:
-                for robot in getattr(settings, setting, {}) or {}:
-                    rows.append(
-                        OutboxMessage(
-                            channel=channel,
-                            recipient=robot,
-                            subject=f"【紧急指令】{subject}",
-                            body=body,
-                            # HTTP headers carry the key: ASCII only, so the robot's (Chinese) name is hashed.
-                            idempotency_key=(
-                                f"emergency:{incident.pk}:broadcast:{item.pk}:robot:{channel}:"
-                                + hashlib.sha1(robot.encode()).hexdigest()[:12]
-                            ),
-                            cause=cause,
-                        )
-                    )
-        _bulk_outbox(rows)
-        IncidentEvent.objects.create(
-            incident=incident,
-            kind="broadcast",
-            actor=actor,
-            text=f"发布指令「{subject}」给{len(recipients)}人（{'、'.join(chosen)}）",
-            data={"broadcast": item.pk, "recipients": len(recipients), "channels": chosen},
+        _, created = IncidentEvent.objects.get_or_create(
+            request_id=f"broadcast:{item.pk}",
+            defaults={
+                "incident": incident,
+                "kind": "broadcast",
+                "actor": actor,
+                "text": f"发布指令「{item.subject}」给{item.total}人（{'、'.join(item.channels)}）",
+                "data": {"broadcast": item.pk, "recipients": item.total, "channels": item.channels},
+            },
         )
-        live.publish(
-            CHANNEL,
-            {"incident": incident.pk, "type": "broadcast", "broadcast": item.pk},
-            area_path=incident.area_path,
-        )
+        if created:
+            live.publish(
+                CHANNEL,
+                {"incident": incident.pk, "type": "broadcast", "broadcast": item.pk},
+                area_path=incident.area_path,
+            )
     return item
 
 
@@ -1016,42 +914,36 @@ class Receipt:
     sms: str  # "", pending, sending, sent, dead
 
 
-def receipts(item: Broadcast) -> list[Receipt]:
-    """Who the instruction went to, when it reached their inbox, whether they read it, and the SMS."""
-    prefix = f"emergency:{item.incident_id}:broadcast:{item.pk}:user:"
-    outbox = OutboxMessage.objects.filter(cause=f"emergency.broadcast:{item.pk}", user__isnull=False)
-    users = {u.pk: u for u in User.objects.filter(pk__in=outbox.values("user_id")).select_related("org_unit")}
-    sms = dict(outbox.filter(channel="sms").values_list("user_id", "status"))
-    inbox = {
-        m.user_id: m
-        for m in InboxMessage.objects.filter(outbox_key__startswith=prefix).only(
-            "user_id", "created_at", "read_at"
+def receipts(item: NotifyBroadcast) -> list[Receipt]:
+    """Everyone the instruction went to: when it reached them, when they read it, and their SMS."""
+    notify_broadcast.sync_delivery(item)
+    sms = dict(
+        OutboxMessage.objects.filter(
+            cause=notify_broadcast.cause_of(item), channel="sms", user__isnull=False
+        ).values_list("user_id", "status")
+    )
+    rows = BroadcastRecipient.objects.filter(broadcast=item).select_related("user", "user__org_unit")
+    return [
+        Receipt(
+            user_id=r.user_id,
+            name=str(r.user),
+            role=r.user.get_role_display(),
+            unit=str(r.user.org_unit) if r.user.org_unit else "",
+            delivered_at=r.delivered_at,
+            read_at=r.read_at,
+            sms=sms.get(r.user_id, ""),
         )
-    }
-    out = []
-    for pk, u in sorted(users.items()):
-        m = inbox.get(pk)
-        out.append(
-            Receipt(
-                user_id=pk,
-                name=str(u),
-                role=u.get_role_display(),
-                unit=str(u.org_unit) if u.org_unit else "",
-                delivered_at=m.created_at if m else None,
-                read_at=m.read_at if m else None,
-                sms=sms.get(pk, ""),
-            )
-        )
-    return out
+        for r in rows.order_by("read_at", "user_id")
+    ]
 
 
-def receipt_counts(item: Broadcast) -> dict[str, int]:
-    prefix = f"emergency:{item.incident_id}:broadcast:{item.pk}:user:"
-    inbox = InboxMessage.objects.filter(outbox_key__startswith=prefix)
+def receipt_counts(item: NotifyBroadcast) -> dict[str, int]:
+    notify_broadcast.sync_delivery(item)
+    rows = BroadcastRecipient.objects.filter(broadcast=item)
     return {
-        "recipients": item.recipients,
-        "delivered": inbox.count(),
-        "read": inbox.filter(read_at__isnull=False).count(),
+        "recipients": item.total,
+        "delivered": rows.filter(delivered_at__isnull=False).count(),
+        "read": rows.filter(read_at__isnull=False).count(),
     }
 
 
@@ -1361,3 +1253,58 @@ def task_rows(incident: Incident) -> list[dict[str, Any]]:
         }
         for t in tasks
     ]
+
+
+def help_rows(incident: Incident) -> list[dict[str, Any]]:
+    items = (
+        HelpRequest.objects.filter(incident=incident)
+        .select_related("task__house__building", "raised_by", "resolved_by")
+        .order_by("raised_at", "id")
+    )
+    return [
+        {
+            "raised_at": h.raised_at,
+            "where": f"{h.task.house.building.name}{h.task.house.unit}单元{h.task.house.room}室",
+            "by": str(h.raised_by),
+            "note": h.note,
+            "resolved_at": h.resolved_at,
+            "resolved_by": str(h.resolved_by) if h.resolved_by else "",
+        }
+        for h in items
+    ]
+
+
+@dataclass
+class HouseholdPerson:
+    person_id: int
+    name: str
+    age: int
+    phone_masked: str
+    kinds: list[str]
+
+    @property
+    def kind_labels(self) -> list[str]:
+        return [KIND_LABELS.get(k, k) for k in self.kinds]
+
+
+def household_people(tasks: list[EvacuationTask]) -> dict[int, list[HouseholdPerson]]:
+    """Who lives today in each task's house (people of special care first): the worker's door list."""
+    by_house = {t.house_id: t.pk for t in tasks}
+    if not by_house:
+        return {}
+    day = clock.today()
+    residencies = Residency.objects.current(day).filter(house_id__in=list(by_house), person__status="active")
+    kinds = _care_kinds(residencies.values("person_id"), day)
+    out: dict[int, list[HouseholdPerson]] = defaultdict(list)
+    for house_id, p in (
+        (r.house_id, r.person)
+        for r in residencies.select_related("person").only(
+            "house_id", "person__name", "person__birth_date", "person__phone_masked", "person__gender"
+        )
+    ):
+        out[by_house[house_id]].append(
+            HouseholdPerson(p.pk, p.name, p.age, p.phone_masked, kinds.get(p.pk, []))
+        )
+    for people in out.values():
+        people.sort(key=lambda h: (-(PRIORITY.get(h.kinds[0], 0) if h.kinds else 0), h.name))
+    return dict(out)
