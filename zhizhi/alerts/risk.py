@@ -17,7 +17,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
@@ -581,7 +580,7 @@ def push(raised: list[Alarm], now: dt.datetime) -> int:
     since = (stamp - dt.timedelta(seconds=1)).isoformat()
     for user, rows in by_user.values():
         digest = hashlib.sha256(",".join(f"{a.pk}:{a.severity}" for a in rows).encode()).hexdigest()[:16]
-        lines = [f"{a.person.name if a.person else ''}：{a.note}" for a in rows[:20]]
+        lines = [f"{a.person.name if a.person else ''}：{describe(a)}" for a in rows[:20]]
         more = f"\n……共 {len(rows)} 人" if len(rows) > 20 else ""
         notify_user(
             user,
@@ -592,6 +591,14 @@ def push(raised: list[Alarm], now: dt.datetime) -> int:
             cause="alerts.risk",
         )
     return len(by_user)
+
+
+def describe(alarm: Alarm) -> str:
+    """The matched entries of a list-match alarm in one line: 石家庄市藁城区（高，7月8日返回）."""
+    return "、".join(
+        f"{e.get('region', '')}（{e.get('level', '')}，{e.get('arrived_on', '')} 返回）"
+        for e in (alarm.evidence or {}).get("entries", [])
+    )
 
 
 def matched_alarms(
@@ -608,10 +615,3 @@ def matched_alarms(
     if since is not None:
         qs = qs.filter(Q(first_seen_at__gte=since) | Q(last_seen_at__gte=since))
     return qs.order_by("-first_seen_at", "pk")
-
-
-def grouped_by_level(rows: Iterable[Alarm]) -> dict[str, list[Alarm]]:
-    out: dict[str, list[Alarm]] = defaultdict(list)
-    for alarm in rows:
-        out[alarm.severity].append(alarm)
-    return dict(out)
