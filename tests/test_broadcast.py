@@ -372,3 +372,17 @@ def test_community_worker_sends_within_their_area_from_the_page(street: Street) 
     answer = client.post("/notify/broadcasts/new/", form)
     assert answer.status_code == 302
     assert usernames(Broadcast.objects.get(request_id="c-1")) == {"grid_a1", "grid_a2"}
+
+
+def test_demo_layer_sends_three_notices_with_receipts_once(street: Street) -> None:
+    from zhizhi.notify import demo
+
+    with clock.frozen_at(START):
+        first = demo.load(street.street)
+        again = demo.load(street.street)
+    assert first["broadcasts"] == 3 and again == {"broadcasts": 0, "read": 0}
+    totals = [bc.receipts(b) for b in Broadcast.objects.order_by("request_id")]
+    assert [t["total"] for t in totals] == [3, 2, 4]  # grid+community; grid; grid+community+volunteer
+    assert sum(t["read"] for t in totals) == first["read"] and all(
+        t["delivered"] == t["total"] for t in totals
+    )

@@ -209,3 +209,16 @@ def test_upload_page_imports_or_lists_every_problem(loop: CaseMaker) -> None:
         ok = client.post("/intake/police110/", {"file": SimpleUploadedFile("feed.csv", SAMPLE.read_bytes())})
     assert ok.status_code == 200 and 'id="import-result"' in ok.content.decode()
     assert Case.objects.filter(channel="police110").count() == 4
+
+
+def test_demo_layer_imports_two_days_of_calls_once(loop: CaseMaker) -> None:
+    from zhizhi.intake import police110_demo
+
+    with clock.frozen_at(NOON):
+        first = police110_demo.load(loop.street.street)
+        again = police110_demo.load(loop.street.street)
+    assert first["created"] >= police110_demo.PER_DAY and first["existing"] == 0
+    assert (again["created"], again["existing"]) == (0, first["created"])
+    days = police110.counts_by_day(dt.date(2026, 11, 22), dt.date(2026, 11, 23))
+    assert days[dt.date(2026, 11, 22)] == police110_demo.PER_DAY and sum(days.values()) == first["created"]
+    assert Case.objects.filter(channel="police110").count() == first["created"]

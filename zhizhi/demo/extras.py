@@ -14,6 +14,8 @@ from typing import Any
 LOADERS: list[tuple[str, str]] = [
     ("devices", "zhizhi.alerts.devices_demo:load"),
     ("enterprise_triggers", "zhizhi.alerts.enterprise_demo:load"),
+    ("police110", "zhizhi.intake.police110_demo:load"),
+    ("broadcasts", "zhizhi.notify.demo:load"),
 ]
 
 
