@@ -12,7 +12,7 @@ import pytest
 
 from tests.e2e.test_browser import log_in
 from tests.factories import build_street
-from zhizhi import clock
+from zhizhi import clock, live
 from zhizhi.alerts import alarms
 from zhizhi.alerts.models import Device
 from zhizhi.alerts.rule_models import Alarm, AlertRule
@@ -22,7 +22,12 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 LADDER = {"ladder": [{"above": 1.2, "for_seconds": 0, "severity": "major"}]}
 
 
-def test_a_new_alarm_appears_live_and_is_acknowledged_from_the_board(page: Any, live_server: Any) -> None:
+def test_a_new_alarm_appears_live_and_is_acknowledged_from_the_board(
+    page: Any, live_server: Any, monkeypatch: Any
+) -> None:
+    # A WSGI server learns that the browser left only when a write fails: frequent keep-alives let the
+    # stream's thread (and its database session) end soon after the page is closed.
+    monkeypatch.setattr(live, "HEARTBEAT_SECONDS", 0.2)
     street = build_street()
     rule = AlertRule.objects.create(code="WL", name="河道水位", kind="threshold", device_kind="water_level",
                                     params=LADDER)  # fmt: skip
@@ -63,3 +68,4 @@ def test_a_new_alarm_appears_live_and_is_acknowledged_from_the_board(page: Any, 
     events = page.locator("#timeline li").evaluate_all("els => els.map(e => e.dataset.event)")
     assert events == ["raised", "escalated", "acknowledged"]
     page.goto("about:blank")  # close the event stream before the database is flushed
+    time.sleep(1.5)
