@@ -28,4 +28,5 @@ urlpatterns = [
     path("", include("zhizhi.notify.urls")),
     path("intake/police110/", include("zhizhi.intake.urls_police110")),
     path("alerts/", include("zhizhi.alerts.urls")),
+    path("emergency/", include("zhizhi.cockpit.emergency.urls")),
 ]
