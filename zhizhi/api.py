@@ -36,6 +36,7 @@ REGISTRY_ROUTERS: dict[str, Router] = {}
 # The apps whose api.py modules register routers, in the order they appear in the docs.
 API_APPS = ("geo", "people", "enterprises", "orgs", "cases", "intake", "alerts")
 API_APPS += ("cockpit",)  # the big screen's board JSON (zhizhi/cockpit/api.py)
+API_APPS += ("cockpit.emergency",)  # zhizhi/cockpit/emergency/api.py → /api/v1/emergency/
 
 
 def app_router(app: str) -> Router:
