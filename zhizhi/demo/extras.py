@@ -16,6 +16,9 @@ LOADERS: list[tuple[str, str]] = [
     ("enterprise_triggers", "zhizhi.alerts.enterprise_demo:load"),
     ("police110", "zhizhi.intake.police110_demo:load"),
     ("broadcasts", "zhizhi.notify.demo:load"),
+    ("care", "zhizhi.alerts.care_demo:load"),
+    ("indicators", "zhizhi.cockpit.demo:load"),
+    ("emergency", "zhizhi.cockpit.emergency.demo:load"),
 ]
 
 
