@@ -350,3 +350,28 @@ def test_care_pages_are_area_scoped_and_mask_phone_and_id(street: Street) -> Non
     assert ok.status_code == 302
     assert CareWatch.objects.get(person=a).silent_seconds == 36 * 3600
     assert b1.post(f"/alerts/care/{a.pk}/", {"silent_hours": "1"}).status_code == 404
+
+
+def test_the_demo_layer_watches_elders_alone_and_opens_with_one_alarm(street: Street) -> None:
+    from zhizhi.alerts import care_demo
+    from zhizhi.alerts.risk_models import TravelRecord
+    from zhizhi.cases import services as case_services
+
+    case_services.ensure_case_permissions()
+    case_services.load_responsibility_list(CARE_LIST, street.users["admin"])
+    tagged = [elder(street, f"e{i}", grid=g) for i, g in enumerate(["A1", "A2", "B1"])]
+    alone = street.person("alone", grid="A2", house="A2-2-201", birth="19450301", name="未标记独居")
+    street.person("young", grid="A1", house="A1-2-101", birth="19900101", population_type="floating")
+    with clock.frozen_at(dt.datetime(2026, 7, 10, 10, 0, tzinfo=CST)):
+        counts = care_demo.load(street.street)
+        assert care_demo.load(street.street) == {}  # idempotent
+    assert counts["watched"] == 4 and counts["door_sensors"] == 4 and counts["smoke_sensors"] == 2
+    assert alone.care_tags.filter(kind="living_alone", source="civil_affairs").exists()
+    assert {d.watched_person for d in Device.objects.filter(kind="door")} == {*tagged, alone}
+    alarm = Alarm.objects.get(rule__code="CARE-IDLE")
+    assert alarm.person == tagged[0] and alarm.status == "active"
+    assert alarm.case is not None and alarm.case.category.code == "3202"
+    last = dt.datetime.fromisoformat(alarm.evidence["last_activity_at"])
+    assert last == dt.datetime(2026, 7, 9, 4, 0, tzinfo=CST)  # 30 h before 10:00
+    assert counts["readings"] == Reading.objects.count() and counts["risk_areas"] == 4
+    assert TravelRecord.objects.count() == counts["returns"] == 1
