@@ -349,6 +349,10 @@ def test_pages_are_area_scoped(world: World) -> None:
     assert grid_b.get(f"/alerts/enterprises/{b_new.pk}/").status_code == 200
     mine = grid_b.get("/alerts/enterprises/").content.decode()
     assert b_new.name in mine and a_drop.name not in mine and world.paid_out.name in mine
+    assert (
+        f"/alerts/enterprises/{b_new.pk}/"
+        in grid_b.get(f"/r/enterprises.enterprise/{b_new.pk}/").content.decode()
+    )
     assert login("resident").get("/alerts/enterprises/").status_code == 403
     assert Client().get("/alerts/enterprises/").status_code == 302
 
