@@ -99,7 +99,11 @@
         const gridLayer = L.geoJSON(grids, {
           style: { color: "#1e5aa8", weight: 1, fillOpacity: 0.05 },
           onEachFeature: (f, layer) => layer.bindTooltip(f.properties.name + " · " + f.properties.community),
-        }).addTo(map);
+        });
+        const bounds = gridLayer.getBounds();
+        if (bounds.isValid()) map.fitBounds(bounds, { padding: [10, 10] });
+        else map.setView([30.3, 120.1], 14);
+        gridLayer.addTo(map);
         // Clicks on grids pass through to the map (radius centre, polygon vertex).
         gridLayer.eachLayer((l) => l.on("click", (e) => map.fire("click", e)));
         L.geoJSON(buildings, {
@@ -124,9 +128,6 @@
         }).addTo(map);
         Object.keys(markers).forEach(paintBuilding);
         syncPicked();
-        const bounds = gridLayer.getBounds();
-        if (bounds.isValid()) map.fitBounds(bounds, { padding: [10, 10] });
-        else map.setView([30.3, 120.1], 14);
         drawCircle();
         if (polyIn.value) {
           try {
@@ -170,7 +171,11 @@
     if (window.L) {
       const map = blankMap(mapEl);
       window.emergencyMap = map;
-      const area = L.geoJSON(data.area, { style: { color: "#b42318", weight: 2, fillOpacity: 0.1 } }).addTo(map);
+      // The view first: Leaflet's vector renderer needs it before any layer is added.
+      const area = L.geoJSON(data.area, { style: { color: "#b42318", weight: 2, fillOpacity: 0.1 } });
+      if (area.getBounds().isValid()) map.fitBounds(area.getBounds(), { padding: [20, 20] });
+      else map.setView([30.3, 120.1], 15);
+      area.addTo(map);
       data.buildings.forEach((b) => {
         buildingMarkers[b.id] = L.circleMarker([b.lat, b.lng], { radius: 7, weight: 1, color: "#1f2933", fillOpacity: 1 })
           .bindTooltip(b.name)
@@ -179,10 +184,9 @@
       });
       data.cameras.forEach((c) => {
         cameras[c.id] = c;
-        const icon = L.divIcon({ className: "camera-icon", html: "📷", iconSize: [22, 22] });
+        const icon = L.divIcon({ className: "camera-icon", html: "摄", iconSize: [22, 22] });
         L.marker([c.lat, c.lng], { icon: icon, title: c.name }).on("click", () => openCamera(c.id)).addTo(map);
       });
-      if (area.getBounds().isValid()) map.fitBounds(area.getBounds(), { padding: [20, 20] });
       mapEl.dataset.ready = "1";
     }
     function colour(id, done, total) {
