@@ -107,6 +107,10 @@ class Broadcast(models.Model):
     def __str__(self) -> str:
         return self.subject
 
+    def channel_labels(self) -> str:
+        names = dict(self.CHANNELS)
+        return "、".join(str(names.get(c, c)) for c in self.channels)
+
 
 class BroadcastRecipient(models.Model):
     """One staff member's copy of a broadcast: when it first reached them and when they read it."""

@@ -90,7 +90,12 @@ def broadcast_detail(request: HttpRequest, pk: int) -> HttpResponse:
         return render(
             request,
             "notify/broadcast_detail.html",
-            {"b": b, "r": report, "readers": readers.order_by("read_at"), "channels": bc.CHANNELS},
+            {
+                "b": b,
+                "r": report,
+                "readers": readers.order_by("read_at"),
+                "by_channel": [(ch, bc.CHANNELS.get(ch, ch), c) for ch, c in report["by_channel"].items()],
+            },
         )
     if bc.received_by(request.user, pk) is None:
         raise Http404
