@@ -306,9 +306,12 @@ def test_inbox_page_lists_opens_marks_read_and_shows_the_count_in_the_nav(street
     assert bc.receipts(b)["read"] == 1
     # Another person's message is not found, and reading it marks nothing.
     assert client_for("grid_b1").get(f"/inbox/{message.pk}/").status_code == 404
-    # Mark all read.
+    # Mark all read: the other broadcast's receipt too.
+    other = bc.send_broadcast(u["dispatcher"], subject="第二条", body="", recipients=[u["grid_a1"]])
+    services.deliver_due()
     assert client.post("/inbox/read-all/").status_code == 302
     assert services.unread_count(u["grid_a1"]) == 0
+    assert bc.receipts(other)["read"] == 1 and bc.receipts(b)["read"] == 1
     assert Client().get("/inbox/").status_code == 302
 
 

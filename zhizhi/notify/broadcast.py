@@ -505,6 +505,25 @@ def mark_read(user: Any, item: InboxMessage | Broadcast) -> None:
             )
 
 
+def mark_all_read(user: Any) -> int:
+    """Every unread inbox message of `user` read at once, with the receipts of their broadcasts."""
+    now = clock.now()
+    unread = InboxMessage.objects.filter(user=user, read_at__isnull=True)
+    with transaction.atomic():
+        ids = {
+            int(m.group(1))
+            for key in unread.filter(outbox_key__startswith="broadcast:").values_list("outbox_key", flat=True)
+            if (m := _INBOX_KEY.match(key))
+        }
+        changed = unread.update(read_at=now)
+        for broadcast_id in ids:
+            sync_delivery(broadcast_id, user.pk)
+        BroadcastRecipient.objects.filter(broadcast_id__in=ids, user_id=user.pk, read_at__isnull=True).update(
+            read_at=now, delivered_at=Coalesce("delivered_at", Value(now, output_field=DateTimeField()))
+        )
+    return changed
+
+
 def visible_broadcasts(user: Any) -> QuerySet[Broadcast]:
     """Broadcasts whose receipts `user` may see: all for leaders/dispatchers/admins, else their own."""
     qs = Broadcast.objects.select_related("sender")

@@ -48,9 +48,7 @@ def inbox_message(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def inbox_read_all(request: HttpRequest) -> HttpResponse:
-    user: Any = request.user
-    for message in InboxMessage.objects.filter(user=user, read_at__isnull=True):
-        bc.mark_read(user, message)
+    bc.mark_all_read(request.user)
     return redirect("inbox")
 
 
