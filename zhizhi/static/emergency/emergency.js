@@ -217,6 +217,8 @@
       if (el && value !== undefined) el.textContent = value;
     }
     const source = new EventSource(board.dataset.events);
+    source.addEventListener("open", () => (board.dataset.live = "open"));
+    source.addEventListener("error", () => (board.dataset.live = "retrying"));
     source.addEventListener("emergency", (e) => {
       const d = JSON.parse(e.data);
       if (d.incident !== incident) return;

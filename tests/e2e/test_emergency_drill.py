@@ -1,0 +1,127 @@
+"""An emergency drill in real browsers: the command centre declares the area by picking two buildings
+on the map, the board opens with the households to evacuate; two workers mark every household on
+their phones (one first asks for help, which reaches the board), and the board reaches done = total
+with no reload, over server-sent events."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.e2e.test_browser import log_in
+from tests.factories import build_street
+from tests.test_emergency import populate
+from zhizhi import live
+from zhizhi.cockpit.emergency.models import EvacuationTask, HelpRequest, Incident
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def _local_only(route: Any) -> None:
+    if route.request.url.startswith(("http://localhost", "http://127.0.0.1", "data:")):
+        route.continue_()
+    else:
+        route.abort()
+
+
+@pytest.fixture
+def phones(chromium: Any) -> Iterator[Any]:
+    """Phone-sized pages, one per worker (each its own browser context and session)."""
+    contexts: list[Any] = []
+
+    def new() -> Any:
+        context = chromium.new_context(
+            viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True, locale="zh-CN"
+        )
+        context.route("**/*", _local_only)
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(15000)
+        return page
+
+    yield new
+    for context in contexts:
+        context.close()
+
+
+def click_at(page: Any, lng: float, lat: float) -> None:
+    """A real mouse click on the map at a longitude/latitude."""
+    box = page.locator("#declare-map").bounding_box()
+    point = page.evaluate(
+        "([lat, lng]) => { const p = window.emergencyMap.latLngToContainerPoint([lat, lng]); return [p.x, p.y]; }",
+        [lat, lng],
+    )
+    page.mouse.click(box["x"] + point[0], box["y"] + point[1])
+
+
+def test_drill_from_declaring_to_the_last_household(
+    page: Any, phones: Any, live_server: Any, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(live, "HEARTBEAT_SECONDS", 0.2)
+    street = build_street()
+    populate(street)
+    base = live_server.url
+
+    # The command centre picks A1's and A2's buildings on the map and declares.
+    log_in(page, base, "dispatcher")
+    page.goto(f"{base}/emergency/new/")
+    page.wait_for_selector("#declare-map[data-ready='1']")
+    assert page.locator(".leaflet-tile").count() == 0  # no tiles needed
+    page.select_option("select[name=kind]", "collapse")
+    page.fill("input[name=location]", "建国北路")
+    for key in ("A1", "A2"):
+        b = street.buildings[key]
+        click_at(page, b.lng, b.lat)
+    picked = page.input_value("#building-ids").split(",")
+    assert sorted(int(x) for x in picked) == sorted([street.buildings["A1"].pk, street.buildings["A2"].pk])
+    page.click("#declare-submit")
+    page.wait_for_url(f"{base}/emergency/*/")
+    incident = Incident.objects.get()
+    assert page.inner_text("#hh-total") == "6" and page.inner_text("#hh-done") == "0"
+    assert page.inner_text("#v-total") == "4"
+    page.wait_for_selector("#board-map[data-ready='1']")
+    page.wait_for_selector('#board[data-live="open"]', timeout=5000)
+    page.evaluate("window.__sameBoard = true")  # gone if the page reloads
+
+    workers = {
+        t.assignee.username
+        for t in EvacuationTask.objects.filter(incident=incident).select_related("assignee")
+    }  # type: ignore[union-attr]
+    assert workers == {"grid_a1", "community_a"}
+    first = True
+    for username in sorted(workers):
+        phone = phones()
+        log_in(phone, base, username)
+        phone.goto(f"{base}/emergency/{incident.pk}/mine/")
+        cards = phone.locator(".task")
+        assert (
+            cards.count()
+            == EvacuationTask.objects.filter(incident=incident, assignee__username=username).count()
+        )
+        for task in EvacuationTask.objects.filter(incident=incident, assignee__username=username).order_by(
+            "seq"
+        ):
+            card = phone.locator(f"#task-{task.pk}")
+            if first:
+                # The first household needs help: the board's help list shows it, live.
+                card.locator("input[name=note]").fill("卧床老人需担架")
+                card.locator("button[value=needs_help]").click()
+                phone.wait_for_selector(f"#task-{task.pk}[data-status='needs_help']")
+                page.wait_for_selector("#help-list >> text=卧床老人需担架", timeout=5000)
+                assert page.inner_text("#help-count") == "1"
+                first = False
+                card = phone.locator(f"#task-{task.pk}")
+            card.locator("button[value=evacuated]").click()
+            phone.wait_for_selector(f"#task-{task.pk}[data-status='evacuated']")
+
+    # The board follows without a reload: every household done, the help request gone.
+    page.wait_for_function("document.getElementById('hh-done').textContent === '6'", timeout=5000)
+    assert page.inner_text("#v-done") == "4"
+    page.wait_for_selector("#no-help", timeout=5000)
+    assert page.evaluate("window.__sameBoard") is True
+    rows = page.locator("#buildings tbody tr.row-done")
+    assert rows.count() == 2
+    assert HelpRequest.objects.get(incident=incident).resolved_at is not None
+    assert not EvacuationTask.objects.filter(incident=incident).exclude(status="evacuated").exists()
