@@ -50,7 +50,7 @@ def click_at(page: Any, lng: float, lat: float) -> None:
     """A real mouse click on the map at a longitude/latitude."""
     box = page.locator("#declare-map").bounding_box()
     point = page.evaluate(
-        "([lat, lng]) => { const p = window.emergencyMap.latLngToContainerPoint([lat, lng]); return [p.x, p.y]; }",
+        "([lat, lng]) => { const p = emergencyMap.latLngToContainerPoint([lat, lng]); return [p.x, p.y]; }",
         [lat, lng],
     )
     page.mouse.click(box["x"] + point[0], box["y"] + point[1])
