@@ -72,8 +72,10 @@ def care_list(request: HttpRequest) -> HttpResponse:
     page = Paginator(qs.order_by("-alarmed", "last", "pk"), PAGE_SIZE).get_page(request.GET.get("page"))
     now = timezone.now()
     rows = []
-    for person in page:
-        params = care.person_params(rule, person.pk) if rule is not None else {}
+    people = list(page)
+    every = care.params_for_people(rule, [p.pk for p in people]) if rule is not None else {}
+    for person in people:
+        params = every.get(person.pk, {})
         rows.append(
             {
                 "person": person,
