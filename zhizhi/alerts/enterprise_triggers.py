@@ -290,6 +290,8 @@ def detect(rules: dict[str, AlertRule], month: dt.date, as_of: dt.date) -> Detec
 def _detect_street(det: Detected, rules: dict[str, AlertRule], street: Region, month: dt.date,
                    as_of: dt.date) -> None:  # fmt: skip
     p = street.path
+    r: Any  # one row of whichever aggregate query the trigger runs
+    rows: Any
     here = Enterprise.objects.filter(area_path__startswith=p)
     records = TaxRecord.objects.filter(enterprise__area_path__startswith=p)
     industries = dict(Enterprise.INDUSTRIES)
@@ -552,20 +554,20 @@ def _detect_street(det: Detected, rules: dict[str, AlertRule], street: Region, m
 
 def _policy_rows(policy: SupportPolicy, live: Any, records: Any, month: dt.date) -> list[dict[str, Any]]:
     c = policy.criteria or {}
-    filters = Q()
+    filters: dict[str, Any] = {}
     if c.get("industries"):
-        filters &= Q(industry__in=c["industries"])
+        filters["industry__in"] = c["industries"]
     lookups = (("min_registered_capital", "registered_capital__gte"),
                ("max_registered_capital", "registered_capital__lte"),
                ("min_employees", "employees__gte"), ("max_employees", "employees__lte"))  # fmt: skip
     for key, lookup in lookups:
         if c.get(key) is not None:
-            filters &= Q(**{lookup: c[key]})
+            filters[lookup] = c[key]
     columns = ("id", "credit_code", "area_path", "industry", "registered_capital", "employees")
     if c.get("min_revenue_growth_pct") is None:
-        return list(live.filter(filters).values(*columns))
+        return list(live.filter(**filters).values(*columns))
     factor = 1 + Decimal(str(c["min_revenue_growth_pct"])) / 100
-    prefixed = Q(*[(f"enterprise__{k}", v) for k, v in filters.children]) if filters.children else Q()
+    prefixed = Q(**{f"enterprise__{k}": v for k, v in filters.items()})
     rows = (
         _yoy(records.filter(enterprise__in=live).filter(prefixed), "revenue", month,
              *[f"enterprise__{k}" if k != "id" else "enterprise_id" for k in columns])
