@@ -79,8 +79,9 @@ class Indicator(ZhizhiModel):
     higher_is_better = models.BooleanField("越高越好", default=True)
     order = models.PositiveIntegerField("排序", default=0)
     enabled = models.BooleanField("启用", default=True)
-    # Set when the definition changed: the rollups on record were computed with the old one.
-    # `rollup.rebuild_stale()` recomputes them and clears it; until then reads compute from raw rows.
+    # Set when the indicator is new or its definition changed: the rollups on record (if any) were
+    # computed with the old one. `rollup.rebuild_stale()` recomputes them over the rolled-up days
+    # and clears it; until then reads compute from raw rows.
     stale_since = models.DateTimeField("待重算", null=True, blank=True, editable=False)
 
     class Meta:
@@ -113,7 +114,7 @@ class Indicator(ZhizhiModel):
         changed = loaded is not None and any(
             loaded.get(name) != getattr(self, name) for name in self.DEFINITION_FIELDS
         )
-        if not self._state.adding and changed and self.stale_since is None:
+        if (self._state.adding or changed) and self.stale_since is None:
             self.stale_since = clock.now()
         super().save(*args, **kwargs)
 
@@ -137,7 +138,6 @@ class IndicatorValue(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["indicator", "region", "day"], name="cockpit_value_once_per_day")
         ]
-        indexes = [models.Index(fields=["region", "day"], name="cockpit_value_region_day")]
 
     def __str__(self) -> str:
         return f"{self.indicator_id}@{self.region_id} {self.day}: {self.value}"

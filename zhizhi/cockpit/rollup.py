@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
@@ -20,39 +21,46 @@ from django.db import connection, transaction
 
 from zhizhi import clock
 from zhizhi.cockpit.models import Indicator, IndicatorValue, RollupRun
-from zhizhi.cockpit.services import Tree, compute
+from zhizhi.cockpit.services import Tree, compute_many
 
 
-def _write(ind: Indicator, tree: Tree, first: dt.date, last: dt.date) -> int:
-    computed = compute(ind, first, last, tree=tree)
+def _write(indicators: list[Indicator], tree: Tree, first: dt.date, last: dt.date) -> dict[str, int]:
+    """Compute (one batch of shared queries) and replace the rollups of `indicators` for the span."""
+    computed = compute_many(indicators, first, last, tree=tree)
     roots = tree.roots()
-    rows = []
-    for path, series in computed.items():
-        region_id = tree.by_path[path]["id"]
-        for k, (v, num, den) in enumerate(series):
-            if v is None and num is None:
-                continue  # a snapshot source cannot know that day: no row, not even the top one
-            if region_id not in roots and not num and not den:
-                continue  # all zero: reads give services.empty_value (the top row marks the day)
-            rows.append((ind.pk, region_id, first + dt.timedelta(days=k), v, num, den))
+    rows: list[tuple[Any, ...]] = []
+    written: dict[str, int] = {}
+    for ind in indicators:
+        before = len(rows)
+        for path, series in computed[ind.pk].items():
+            region_id = tree.by_path[path]["id"]
+            for k, (v, num, den) in enumerate(series):
+                if v is None and num is None:
+                    continue  # a snapshot source cannot know that day: no row, not even the top one
+                if region_id not in roots and not num and not den:
+                    continue  # all zero: reads give services.empty_value (the top row marks the day)
+                rows.append((ind.pk, region_id, first + dt.timedelta(days=k), v, num, den))
+        written[ind.code] = len(rows) - before
     with transaction.atomic():
-        IndicatorValue.objects.filter(indicator=ind, day__gte=first, day__lte=last).delete()
+        IndicatorValue.objects.filter(indicator__in=indicators, day__gte=first, day__lte=last).delete()
         _insert(rows)
-    return len(rows)
+    return written
 
 
 def _insert(rows: list[tuple[Any, ...]]) -> None:
     """Plain multi-row inserts: the ORM's per-object work costs more than the database here."""
     table = IndicatorValue._meta.db_table
     columns = "indicator_id, region_id, day, value, numerator, denominator"
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-            return
-        sql = f"INSERT INTO {table} ({columns}) VALUES (%s, %s, %s, %s, %s, %s)"  # noqa: S608 (own names)
-        cursor.executemany(sql, rows)
+    if connection.vendor == "postgresql":
+        statement = f"COPY {table} ({columns}) FROM STDIN"
+        with connection.cursor() as cursor, cursor.cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
+    connection.ensure_connection()
+    sql = f"INSERT INTO {table} ({columns}) VALUES (?, ?, ?, ?, ?, ?)"  # noqa: S608 (our own names)
+    # The driver's own executemany: Django's wrapper would rewrite and adapt every row again.
+    connection.connection.executemany(sql, [(a, b, d.isoformat(), v, n, m) for a, b, d, v, n, m in rows])
 
 
 def backfill(first: dt.date, last: dt.date, indicators: Iterable[Indicator] | None = None) -> dict[str, int]:
@@ -64,7 +72,13 @@ def backfill(first: dt.date, last: dt.date, indicators: Iterable[Indicator] | No
     tree = Tree.load()
     chosen = list(indicators) if indicators is not None else list(Indicator.objects.filter(enabled=True))
     started = time.perf_counter()
-    written = {ind.code: _write(ind, tree, first, last) for ind in chosen}
+    by_source: dict[str, list[Indicator]] = defaultdict(list)
+    for ind in chosen:
+        by_source[ind.source].append(ind)
+    written: dict[str, int] = {}
+    for group in by_source.values():
+        written.update(_write(group, tree, first, last))
+    _clear_stale(chosen, first, last)
     if indicators is None:
         now = clock.now()
         seconds = time.perf_counter() - started
@@ -81,6 +95,17 @@ def backfill(first: dt.date, last: dt.date, indicators: Iterable[Indicator] | No
             )
             day += dt.timedelta(days=1)
     return written
+
+
+def _clear_stale(indicators: list[Indicator], first: dt.date, last: dt.date) -> None:
+    """An indicator whose rollups on record all lie in the span just rebuilt is fresh again."""
+    for ind in indicators:
+        if ind.stale_since is None:
+            continue
+        outside = IndicatorValue.objects.filter(indicator=ind).exclude(day__gte=first, day__lte=last)
+        if not outside.exists():
+            Indicator.objects.filter(pk=ind.pk, stale_since=ind.stale_since).update(stale_since=None)
+            ind.stale_since = None
 
 
 def build(day: dt.date) -> dict[str, int]:
@@ -107,9 +132,10 @@ def rebuild_stale() -> list[str]:
     done = []
     yesterday = clock.today() - dt.timedelta(days=1)
     for ind in Indicator.objects.filter(stale_since__isnull=False):
-        days = IndicatorValue.objects.filter(indicator=ind).order_by("day").values_list("day", flat=True)
+        on_record = IndicatorValue.objects.filter(indicator=ind).order_by("day").values_list("day", flat=True)
         first_run = RollupRun.objects.order_by("day").values_list("day", flat=True).first()
-        first = days.first() or first_run
+        known = [d for d in (on_record.first(), first_run) if d is not None]
+        first = min(known) if known else None
         if first is not None and ind.enabled:
             backfill(first, yesterday, [ind])
         elif not ind.enabled:

@@ -19,7 +19,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -114,81 +115,146 @@ def _tree() -> Tree:
 # --- computing from raw rows ---------------------------------------------------------------------
 
 
-def _part_series(
-    tree: Tree,
-    source_name: str,
-    params: dict[str, Any],
-    window: str,
-    measure: str,
-    first: dt.date,
-    last: dt.date,
-    cutoff: dt.datetime,
-    deepest: str,
-) -> dict[str, list[tuple[float, float] | None]]:
-    """Per region path, per day first..last: (count, measure total) over the window, or None where
-    the source cannot know (a snapshot of a day long past)."""
+@dataclass(frozen=True)
+class Part:
+    """One side of an indicator (its figure, or a ratio's denominator) as a source query."""
+
+    source: sources.Source
+    params: dict[str, Any]
+    window: str
+    measure: str
+    deepest: str
+    # Only what changed on the day: a stock's ins minus outs, a flow's bucket (see live_many).
+    delta: bool = False
+
+    @property
+    def kind(self) -> str:
+        return sources.FLOW if self.delta else self.source.kind
+
+    def batch_key(self) -> tuple[Any, ...]:
+        shared, _ = self.source.split(self.source.effective(self.params))
+        kind = "grouped" if self.source.groupable else id(self)
+        params = json.dumps(shared, sort_keys=True, default=str)
+        return (self.source.name, self.measure, params, kind, self.delta)
+
+
+def _parts(ind: Indicator) -> tuple[Part, Part | None]:
     sources.ensure_filters()
-    source = sources.get(source_name)
-    n_days = (last - first).days + 1
-    if source.kind == sources.FLOW:
-        span_first = window_bounds(window, first)[0] or first
-        span_first = min(span_first, first)
+    uses_measure = ind.aggregation in (Indicator.SUM, Indicator.AVG) or (
+        ind.aggregation in (Indicator.RATIO, Indicator.GROWTH) and bool(ind.measure)
+    )
+    measure = ind.measure if uses_measure else ""
+    num = Part(sources.get(ind.source), ind.params, ind.window, measure, ind.breakdown_level)
+    den = None
+    if ind.aggregation in (Indicator.RATIO, Indicator.GROWTH) and ind.denominator_source:
+        den = Part(
+            sources.get(ind.denominator_source),
+            ind.denominator_params,
+            ind.denominator_window or ind.window,
+            measure,
+            ind.breakdown_level,
+        )
+    return num, den
+
+
+Series = list[tuple[float, float] | None]
+
+
+def _batch_series(
+    tree: Tree, parts: list[Part], first: dt.date, last: dt.date, cutoff: dt.datetime
+) -> dict[int, dict[str, Series]]:
+    """Parts of one source that differ only in grouped filters: one query, then each part takes
+    its rows. Returns, per part (by index), per region path, per day first..last, the (count,
+    measure total) over the part's window, or None where the source cannot know (a snapshot of a
+    day long past)."""
+    source = parts[0].source
+    if parts[0].kind == sources.FLOW:
+        span_first = min(min(window_bounds(p.window, first)[0] or first, first) for p in parts)
         span = sources.Span(span_first, last, cutoff)
     else:
         span = sources.Span(first, last, cutoff, fold=True)
+    splits = [source.split(source.effective(p.params)) for p in parts]
+    group = tuple(sorted({lookup for _, grouped in splits for lookup in grouped}))
+    # Rows indexed by their grouped values and by region once; each part then picks the keys it
+    # matches (a few hundred checks) instead of testing every row.
     width = (last - span.first).days + 1
-    counts: dict[str, list[float]] = defaultdict(lambda: [0.0] * width)
-    totals: dict[str, list[float]] = defaultdict(lambda: [0.0] * width)
     ancestors: dict[str, list[str]] = {}
-    for path, day, n, s in source.buckets(params, measure, span):
-        index = (day - span.first).days
-        if index < 0 or index >= width:
-            continue
+    by_dims: dict[tuple[Any, ...], list[tuple[list[str], int, float, float]]] = defaultdict(list)
+    for path, day, n, total, dims in source.buckets(splits[0][0], parts[0].measure, span, group):
         regions = ancestors.get(path)
         if regions is None:
-            regions = ancestors[path] = tree.ancestors(path, deepest)
-        for region_path in regions:
-            counts[region_path][index] += n
-            totals[region_path][index] += s
-    out: dict[str, list[tuple[float, float] | None]] = {}
-    for region_path in tree.within(deepest):
-        c = _prefix(counts.get(region_path))
-        t = _prefix(totals.get(region_path))
-        series: list[tuple[float, float] | None] = []
-        for k in range(n_days):
-            day = first + dt.timedelta(days=k)
-            if source.kind == sources.SNAPSHOT:
-                known = day == span.last and cutoff - min(end_of(day), cutoff) <= SNAPSHOT_GRACE
-                series.append((_at(c, width - 1), _at(t, width - 1)) if known else None)
+            regions = ancestors[path] = tree.ancestors(path, Region.GRID)
+        by_dims[dims].append((regions, (day - span.first).days, n, total))
+    out: dict[int, dict[str, Series]] = {}
+    for index, part in enumerate(parts):
+        grouped = splits[index][1]
+        checks = [(group.index(lookup), allowed) for lookup, allowed in grouped.items()]
+        counts: dict[str, list[float]] = defaultdict(lambda: [0.0] * width)
+        totals: dict[str, list[float]] = defaultdict(lambda: [0.0] * width)
+        matching = [
+            rows for dims, rows in by_dims.items() if all(dims[i] in allowed for i, allowed in checks)
+        ]
+        for regions, k, n, s in (row for rows in matching for row in rows):
+            if k < 0 or k >= width:
                 continue
-            if source.kind == sources.STOCK:
-                lo, hi = span.first, day
-            else:
-                start, stop = window_bounds(window, day)
-                lo, hi = max(start or span.first, span.first), stop
-            i, j = (lo - span.first).days, (hi - span.first).days
-            if j < i:
-                series.append((0.0, 0.0))
-                continue
-            series.append((_at(c, j) - _at(c, i - 1), _at(t, j) - _at(t, i - 1)))
-        out[region_path] = series
+            for region_path in regions:
+                counts[region_path][k] += n
+                totals[region_path][k] += s
+        out[index] = _windowed(tree, part, counts, totals, span, first, last, cutoff)
     return out
 
 
-def _prefix(values: list[float] | None) -> list[float] | None:
-    if values is None:
-        return None
-    out, running = [], 0.0
-    for v in values:
-        running += v
-        out.append(running)
+def _windowed(
+    tree: Tree,
+    part: Part,
+    counts: dict[str, list[float]],
+    totals: dict[str, list[float]],
+    span: sources.Span,
+    first: dt.date,
+    last: dt.date,
+    cutoff: dt.datetime,
+) -> dict[str, Series]:
+    """Daily buckets → the window's figure per day, with prefix sums (one pass per region)."""
+    n_days = (last - first).days + 1
+    width = (last - span.first).days + 1
+    kind = part.kind
+    bounds = []
+    for k in range(n_days):
+        day = first + dt.timedelta(days=k)
+        if kind == sources.SNAPSHOT:
+            known = day == span.last and cutoff - min(end_of(day), cutoff) <= SNAPSHOT_GRACE
+            bounds.append((width - 1, width - 1) if known else None)
+            continue
+        if kind == sources.STOCK:
+            lo, hi = span.first, day
+        else:
+            start, stop = window_bounds(part.window, day)
+            lo, hi = max(start or span.first, span.first), stop
+        bounds.append(((lo - span.first).days, (hi - span.first).days))
+    # Prefix sums with a leading zero: the window (i..j) of day k is P[j + 1] − P[i].
+    spans: list[tuple[int, int] | None] = []
+    for bound in bounds:
+        if bound is None:
+            spans.append(None)
+        elif kind == sources.SNAPSHOT:
+            spans.append((0, bound[1] + 1))
+        else:
+            i, j = bound
+            j = min(j, width - 1)
+            spans.append((i, j + 1) if j >= i else (0, 0))
+    zeros: Series = [None if sp is None else (0.0, 0.0) for sp in spans]
+    out: dict[str, Series] = {}
+    for region_path in tree.within(part.deepest):
+        counts_here = counts.get(region_path)
+        if counts_here is None:
+            out[region_path] = list(zeros)
+            continue
+        c = list(accumulate(counts_here, initial=0.0))
+        t = list(accumulate(totals[region_path], initial=0.0))
+        out[region_path] = [
+            None if sp is None else (c[sp[1]] - c[sp[0]], t[sp[1]] - t[sp[0]]) for sp in spans
+        ]
     return out
-
-
-def _at(prefix: list[float] | None, index: int) -> float:
-    if prefix is None or index < 0:
-        return 0.0
-    return prefix[min(index, len(prefix) - 1)]
 
 
 def _combine(ind: Indicator, num: tuple[float, float] | None, den: tuple[float, float] | None) -> Triple:
@@ -197,7 +263,7 @@ def _combine(ind: Indicator, num: tuple[float, float] | None, den: tuple[float, 
     n, s = num
     agg = ind.aggregation
     if agg == Indicator.COUNT:
-        return _round(n), n, None
+        return n, n, None
     if agg == Indicator.SUM:
         return _round(s), s, None
     if agg == Indicator.AVG:
@@ -217,6 +283,70 @@ def _round(value: float) -> float:
     return round(value, 4)
 
 
+def _part_series(
+    indicators: list[Indicator],
+    first: dt.date,
+    last: dt.date,
+    cutoff: dt.datetime,
+    tree: Tree,
+    *,
+    delta: bool = False,
+) -> dict[int, tuple[dict[str, Series], dict[str, Series] | None]]:
+    """Per indicator id: the series of its numerator part and of its denominator part (if any).
+    Parts of one source that differ only in plain column filters share one grouped query."""
+    parts: list[Part] = []
+    owners: list[tuple[Indicator, int, int | None]] = []
+    for ind in indicators:
+        num, den = _parts(ind)
+        if delta:
+            num = replace(num, window="day", delta=True)
+            den = replace(den, window="day", delta=True) if den is not None else None
+        parts.append(num)
+        owners.append((ind, len(parts) - 1, len(parts) if den is not None else None))
+        if den is not None:
+            parts.append(den)
+    batches: dict[tuple[Any, ...], list[int]] = defaultdict(list)
+    for index, part in enumerate(parts):
+        batches[part.batch_key()].append(index)
+    series: dict[int, dict[str, Series]] = {}
+    for members in batches.values():
+        result = _batch_series(tree, [parts[i] for i in members], first, last, cutoff)
+        for position, index in enumerate(members):
+            series[index] = result[position]
+    return {
+        ind.pk: (series[num_index], series[den_index] if den_index is not None else None)
+        for ind, num_index, den_index in owners
+    }
+
+
+def compute_many(
+    indicators: list[Indicator],
+    first: dt.date,
+    last: dt.date | None = None,
+    *,
+    cutoff: dt.datetime | None = None,
+    tree: Tree | None = None,
+) -> dict[int, dict[str, list[Triple]]]:
+    """Indicators from raw rows for days first..last: per indicator id, per region path (levels
+    down to its breakdown level), a (value, numerator, denominator) per day. Each day ends at
+    midnight, or at `cutoff` (default: now) if that is earlier."""
+    last = last or first
+    tree = tree or _tree()
+    cutoff = min(cutoff or clock.now(), end_of(last))
+    out: dict[int, dict[str, list[Triple]]] = {}
+    by_pk = {i.pk: i for i in indicators}
+    for pk, (nums, dens) in _part_series(indicators, first, last, cutoff, tree).items():
+        ind = by_pk[pk]
+        out[pk] = {
+            path: [
+                _combine(ind, n, d)
+                for n, d in zip(values, (dens or {}).get(path) or [None] * len(values), strict=True)
+            ]
+            for path, values in nums.items()
+        }
+    return out
+
+
 def compute(
     ind: Indicator,
     first: dt.date,
@@ -225,51 +355,125 @@ def compute(
     cutoff: dt.datetime | None = None,
     tree: Tree | None = None,
 ) -> dict[str, list[Triple]]:
-    """The indicator from raw rows for days first..last, per region path (levels down to its
-    breakdown level): a list of (value, numerator, denominator) per day. Each day ends at midnight,
-    or at `cutoff` (default: now) if that is earlier."""
-    last = last or first
-    tree = tree or _tree()
-    now = clock.now()
-    cutoff = min(cutoff or now, end_of(last))
-    num = _part_series(
-        tree, ind.source, ind.params, ind.window, ind.measure, first, last, cutoff, ind.breakdown_level
+    """One indicator from raw rows (see compute_many)."""
+    return compute_many([ind], first, last, cutoff=cutoff, tree=tree)[ind.pk]
+
+
+def _live_key(ind: Indicator, today: dt.date) -> str:
+    return f"zhizhi:cockpit:live:{ind.pk}:{ind.version}:{today.isoformat()}"
+
+
+# Windows whose figure today is yesterday's plus what changed today (month and year restart on
+# their first day); the others are computed from raw rows.
+DELTA_WINDOWS = ("now", "day", "month", "year")
+
+
+def _carries(window: str, today: dt.date) -> bool:
+    """Whether today's window still holds yesterday's figure."""
+    if window == "now":
+        return True
+    if window == "month":
+        return today.day != 1
+    if window == "year":
+        return (today.month, today.day) != (1, 1)
+    return False
+
+
+def _base(
+    ind: Indicator, num: float, den: float, today: dt.date
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Yesterday's rollup numerator/denominator back as the (count, total) of the two parts."""
+    top = 1.0 if _carries(ind.window, today) else 0.0
+    bottom = 1.0 if _carries(ind.denominator_window or ind.window, today) else 0.0
+    agg = ind.aggregation
+    if agg == Indicator.COUNT:
+        return (num * top, 0.0), (0.0, 0.0)
+    if agg == Indicator.SUM:
+        return (0.0, num * top), (0.0, 0.0)
+    if agg == Indicator.AVG:
+        return (den * top, num * top), (0.0, 0.0)
+    if ind.measure:
+        return (0.0, num * top), (0.0, den * bottom)
+    return (num * top, 0.0), (den * bottom, 0.0)
+
+
+def _deltable(ind: Indicator) -> bool:
+    if ind.stale_since is not None:
+        return False
+    num, den = _parts(ind)
+    return all(
+        p.source.kind != sources.SNAPSHOT and p.window in DELTA_WINDOWS for p in (num, den) if p is not None
     )
-    den: dict[str, list[tuple[float, float] | None]] = {}
-    if ind.aggregation in (Indicator.RATIO, Indicator.GROWTH) and ind.denominator_source:
-        den = _part_series(
-            tree,
-            ind.denominator_source,
-            ind.denominator_params,
-            ind.denominator_window or ind.window,
-            ind.measure if ind.aggregation == Indicator.GROWTH else "",
-            first,
-            last,
-            cutoff,
-            ind.breakdown_level,
-        )
-    out: dict[str, list[Triple]] = {}
-    for path, series in num.items():
-        bottoms = den.get(path) or [None] * len(series)
-        out[path] = [_combine(ind, n, d) for n, d in zip(series, bottoms, strict=True)]
+
+
+def _live_from_yesterday(indicators: list[Indicator], tree: Tree) -> dict[int, dict[str, Triple]]:
+    """Today = yesterday's rollup + today's changes, for indicators rolled up yesterday: the queries
+    read one day of rows instead of the whole history (stocks) or the month/year (flows)."""
+    today = clock.today()
+    yesterday = today - dt.timedelta(days=1)
+    roots = tree.roots()
+    base: dict[int, dict[int, tuple[float, float]]] = defaultdict(dict)
+    rolled: set[int] = set()
+    rows = IndicatorValue.objects.filter(indicator__in=indicators, day=yesterday).values_list(
+        "indicator_id", "region_id", "numerator", "denominator"
+    )
+    for ind_id, region_id, num, den in rows:
+        base[ind_id][region_id] = (num or 0.0, den or 0.0)
+        if region_id in roots:
+            rolled.add(ind_id)
+    chosen = [i for i in indicators if i.pk in rolled]
+    if not chosen:
+        return {}
+    start = sources.local_midnight(today)
+    cutoff = min(clock.now(), end_of(today))
+    deltas = _part_series(chosen, today, today, max(cutoff, start), tree, delta=True)
+    out: dict[int, dict[str, Triple]] = {}
+    for ind in chosen:
+        nums, dens = deltas[ind.pk]
+        figures: dict[str, Triple] = {}
+        for path, values in nums.items():
+            region_id = tree.by_path[path]["id"]
+            top, bottom = _base(ind, *base[ind.pk].get(region_id, (0.0, 0.0)), today)
+            dn = values[0] or (0.0, 0.0)
+            dd = ((dens or {}).get(path) or [None])[0] or (0.0, 0.0)
+            figures[path] = _combine(
+                ind,
+                (top[0] + dn[0], top[1] + dn[1]),
+                (bottom[0] + dd[0], bottom[1] + dd[1]) if dens is not None else None,
+            )
+        out[ind.pk] = figures
     return out
 
 
-def live(ind: Indicator) -> dict[str, Triple]:
+def live_many(indicators: list[Indicator]) -> dict[int, dict[str, Triple]]:
     """Today's figures of every region, up to now; shared for a few seconds between readers.
 
     Not cached inside a transaction: a value seen there may include rows that are rolled back."""
     today = clock.today()
-    key = f"zhizhi:cockpit:live:{ind.pk}:{ind.version}:{today.isoformat()}"
     use_cache = not connection.in_atomic_block
+    out: dict[int, dict[str, Triple]] = {}
     if use_cache:
-        hit = cache.get(key)
-        if hit is not None:
-            return hit
-    result = {path: series[0] for path, series in compute(ind, today).items()}
-    if use_cache:
-        cache.set(key, result, LIVE_CACHE_SECONDS)
-    return result
+        hits = cache.get_many([_live_key(i, today) for i in indicators])
+        for ind in indicators:
+            hit = hits.get(_live_key(ind, today))
+            if hit is not None:
+                out[ind.pk] = hit
+    todo = [i for i in indicators if i.pk not in out]
+    if todo:
+        tree = _tree()
+        fresh = _live_from_yesterday([i for i in todo if _deltable(i)], tree)
+        rest = [i for i in todo if i.pk not in fresh]
+        if rest:
+            computed = compute_many(rest, today, tree=tree)
+            fresh.update({i.pk: {path: s[0] for path, s in computed[i.pk].items()} for i in rest})
+        out.update(fresh)
+        if use_cache:
+            cache.set_many({_live_key(i, today): fresh[i.pk] for i in todo}, LIVE_CACHE_SECONDS)
+    return out
+
+
+def live(ind: Indicator) -> dict[str, Triple]:
+    return live_many([ind])[ind.pk]
 
 
 # --- reading ---------------------------------------------------------------------------------------
@@ -318,27 +522,28 @@ def _values_on(
             out[(ind_id, region_id, day)] = v
             if region_id in roots:
                 found.add((ind_id, day))
+    now_values = live_many(indicators) if today in days else {}
+    missing: dict[int, list[dt.date]] = {
+        ind.pk: sorted(d for d in past if (ind.pk, d) not in found) for ind in indicators
+    }
+    computed: dict[int, dict[str, list[Triple]]] = {}
+    todo = [ind for ind in indicators if missing[ind.pk]]
+    if todo:
+        first = min(missing[i.pk][0] for i in todo)
+        last = max(missing[i.pk][-1] for i in todo)
+        computed = compute_many(todo, first, last, tree=tree)
     for ind in indicators:
         usable = [r for r in regions if _allows(ind, r["level"])]
-        if not usable:
-            continue
-        if today in days:
-            now_values = live(ind)
-            for r in usable:
-                out[(ind.pk, r["id"], today)] = (now_values.get(r["path"]) or (None, None, None))[0]
-        done = [d for d in past if (ind.pk, d) in found]
-        for d in done:
-            for r in usable:
-                out.setdefault((ind.pk, r["id"], d), empty_value(ind))
-        missing = sorted(d for d in past if (ind.pk, d) not in found)
-        if missing:
-            computed = compute(ind, missing[0], missing[-1], tree=tree)
-            for r in usable:
-                series = computed.get(r["path"])
-                if series is None:
-                    continue
-                for d in missing:
-                    out[(ind.pk, r["id"], d)] = series[(d - missing[0]).days][0]
+        for r in usable:
+            if today in days:
+                out[(ind.pk, r["id"], today)] = (now_values[ind.pk].get(r["path"]) or (None, None, None))[0]
+            for d in past:
+                if (ind.pk, d) in found:
+                    out.setdefault((ind.pk, r["id"], d), empty_value(ind))
+            series = computed.get(ind.pk, {}).get(r["path"])
+            if series is not None:
+                for d in missing[ind.pk]:
+                    out[(ind.pk, r["id"], d)] = series[(d - first).days][0]
     return out
 
 

@@ -4,7 +4,7 @@ A source answers one question set-based: for a span of days, how many rows (and 
 measure) fell on each day, per `area_path`. One grouped query gives the figures of every region of
 every level at once; `services` adds the paths up the region tree and applies the window.
 
-Two kinds of source:
+Three kinds of source:
 - flow (流量): rows that happen on a day (a case reported, an alarm raised). A window (today, this
   month, 30 days, this year …) is a sum of daily buckets.
 - stock (存量): rows that exist at the end of a day (open cases, active alarms, residents). The
@@ -12,6 +12,9 @@ Two kinds of source:
   since the beginning (window "now"). Rows from before the span are folded into its first day.
 - snapshot (快照): a state with no history in the tables (devices online now). Only today can be
   computed; the nightly rollup keeps each day's picture, a backfill of older days leaves them empty.
+
+Filters with a `lookup` are plain column matches: indicators of one source that differ only in such
+filters share ONE query grouped by those columns too (`group`), and each takes its rows from it.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db import connection
 from django.db.models import (
     Case,
     Count,
@@ -30,13 +34,18 @@ from django.db.models import (
     ExpressionWrapper,
     F,
     FloatField,
+    Func,
+    Max,
+    Min,
+    OuterRef,
     Q,
     QuerySet,
+    Subquery,
     Sum,
     Value,
     When,
 )
-from django.db.models.functions import Coalesce, Greatest, TruncDate
+from django.db.models.functions import Coalesce, Greatest, Least, TruncDate
 from django.utils import timezone
 
 from zhizhi.problems import Invalid, Problem
@@ -44,8 +53,9 @@ from zhizhi.problems import Invalid, Problem
 FLOW, STOCK, SNAPSHOT = "flow", "stock", "snapshot"
 FLOW_WINDOWS = ("day", "month", "days30", "year", "month_last_year", "year_last_year")
 
-# A bucket: (area_path, day, count, measure total).
-Bucket = tuple[str, dt.date, float, float]
+# A bucket: (area_path, day, count, measure total, values of the grouped columns).
+Bucket = tuple[str, dt.date, float, float, tuple[Any, ...]]
+Group = tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -57,15 +67,15 @@ class Span:
     last: dt.date
     cutoff: dt.datetime
     fold: bool = False
+    # The last local date a date column may hold to count (dates count from their morning).
+    cutoff_day: dt.date = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "cutoff_day", timezone.localdate(self.cutoff - dt.timedelta(microseconds=1)))
 
     @property
     def start(self) -> dt.datetime:
         return local_midnight(self.first)
-
-    @property
-    def cutoff_day(self) -> dt.date:
-        """The last local date a date column may hold to count (dates count from their morning)."""
-        return timezone.localdate(self.cutoff - dt.timedelta(microseconds=1))
 
 
 def local_midnight(day: dt.date) -> dt.datetime:
@@ -80,7 +90,7 @@ class Filter:
     choices: tuple[tuple[str, str], ...] | None = None
     kind: str = "str"  # str | bool | int
     many: bool = True
-    lookup: str = ""  # the ORM lookup path; "" for filters the source applies itself
+    lookup: str = ""  # the ORM lookup path of a plain column match; "" for filters the source applies
     # Allowed values read from the database (e.g. the category codes of the responsibility list).
     choices_from: Callable[[], set[str]] | None = None
 
@@ -92,23 +102,47 @@ class Filter:
         return None
 
 
+Compute = Callable[[dict[str, Any], str, "Span", Group], Iterable[Bucket]]
+
+
 @dataclass(frozen=True)
 class Source:
     name: str
     label: str
     label_en: str
     kind: str
-    compute: Callable[[dict[str, Any], str, Span], Iterable[Bucket]]
+    compute: Compute
     filters: dict[str, Filter] = field(default_factory=dict)
     measures: dict[str, str] = field(default_factory=dict)
     defaults: dict[str, Any] = field(default_factory=dict)
+    # Whether `compute` honours `group` (adds the grouped columns to its GROUP BY).
+    groupable: bool = True
 
     @property
     def windows(self) -> tuple[str, ...]:
         return FLOW_WINDOWS if self.kind == FLOW else ("now",)
 
-    def buckets(self, params: dict[str, Any], measure: str, span: Span) -> Iterator[Bucket]:
-        yield from self.compute({**self.defaults, **params}, measure, span)
+    def effective(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {**self.defaults, **params}
+
+    def split(self, params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, set[Any]]]:
+        """(filters the query applies, {lookup: allowed values} taken from grouped rows)."""
+        if not self.groupable:
+            return params, {}
+        shared: dict[str, Any] = {}
+        grouped: dict[str, set[Any]] = {}
+        for name, value in params.items():
+            spec = self.filters.get(name)
+            if spec is not None and spec.lookup:
+                grouped[spec.lookup] = set(value if isinstance(value, list) else [value])
+            else:
+                shared[name] = value
+        return shared, grouped
+
+    def buckets(
+        self, params: dict[str, Any], measure: str, span: Span, group: Group = ()
+    ) -> Iterator[Bucket]:
+        yield from self.compute(self.effective(params), measure, span, group)
 
 
 REGISTRY: dict[str, Source] = {}
@@ -143,12 +177,13 @@ def buckets(
     column: Any,
     span: Span,
     *,
+    group: Group = (),
     measure: Any = None,
     sign: int = 1,
     path: str = "area_path",
     dates: bool = False,
 ) -> Iterator[Bucket]:
-    """Rows of `qs` grouped by (path, local day of `column`) within the span: one query.
+    """Rows of `qs` grouped by (path, local day of `column`, *group) within the span: one query.
 
     `column` is a field name or an expression (a datetime, or a date when `dates`); rows whose
     column is null never count. `measure` is summed per bucket."""
@@ -161,7 +196,7 @@ def buckets(
         before = Q(_at__lt=span.first)
     else:
         qs = qs.filter(_at__lt=span.cutoff)
-        day_expr = TruncDate("_at", tzinfo=timezone.get_current_timezone())
+        day_expr = _local_date("_at", span)
         before = Q(_at__lt=span.start)
     if span.fold:
         day_expr = Case(When(before, then=Value(span.first)), default=day_expr, output_field=DateField())
@@ -170,7 +205,7 @@ def buckets(
     aggregates: dict[str, Any] = {"n": Count("pk")}
     if measure is not None:
         aggregates["s"] = Sum(measure)
-    rows = qs.annotate(_p=F(path), _d=day_expr).order_by().values("_p", "_d").annotate(**aggregates)
+    rows = qs.annotate(_p=F(path), _d=day_expr).order_by().values("_p", "_d", *group).annotate(**aggregates)
     for row in rows:
         if not row["_p"]:
             continue
@@ -180,7 +215,20 @@ def buckets(
         elif isinstance(day, dt.datetime):
             day = day.date()
         total = _number(row.get("s"))
-        yield row["_p"], day, sign * row["n"], sign * total
+        yield row["_p"], day, sign * row["n"], sign * total, tuple(row[g] for g in group)
+
+
+def _local_date(column: str, span: Span) -> Any:
+    """The local calendar date of a datetime column. SQLite's TruncDate calls back into Python for
+    every row; when the zone keeps one UTC offset over the span (Asia/Shanghai always does), the
+    built-in date(column, '+480 minutes') gives the same date without leaving SQLite."""
+    tz = timezone.get_current_timezone()
+    if connection.vendor == "sqlite":
+        offset = span.start.utcoffset()
+        if offset is not None and offset == span.cutoff.astimezone(tz).utcoffset():
+            minutes = int(offset.total_seconds() // 60)
+            return Func(F(column), Value(f"{minutes:+d} minutes"), function="date", output_field=DateField())
+    return TruncDate(column, tzinfo=tz)
 
 
 def _number(value: Any) -> float:
@@ -195,7 +243,28 @@ def _choices(pairs: Iterable[tuple[Any, Any]]) -> tuple[tuple[str, str], ...]:
     return tuple((str(k), str(v)) for k, v in pairs)
 
 
+def _on_day(day: dt.date, span: Span) -> dt.date | None:
+    """Where a row that came in on `day` lands in the span (None: outside it)."""
+    if day > span.cutoff_day or day > span.last:
+        return None
+    if day < span.first:
+        return span.first if span.fold else None
+    return day
+
+
 # --- cases -------------------------------------------------------------------------------------
+
+
+def _category_classes() -> set[str]:
+    from zhizhi.cases.models import Category
+
+    return set(Category.objects.filter(parent__isnull=True).values_list("code", flat=True))
+
+
+def _category_leaves() -> set[str]:
+    from zhizhi.cases.models import Category
+
+    return set(Category.objects.filter(parent__isnull=False).values_list("code", flat=True))
 
 
 def _case_filters() -> dict[str, Filter]:
@@ -209,18 +278,6 @@ def _case_filters() -> dict[str, Filter]:
         "status": Filter("当前状态", _choices(Case.STATUSES), lookup="status"),
         "sla_level": Filter("时限状态", _choices(Case.SLA_LEVELS), lookup="sla_level"),
     }
-
-
-def _category_classes() -> set[str]:
-    from zhizhi.cases.models import Category
-
-    return set(Category.objects.filter(parent__isnull=True).values_list("code", flat=True))
-
-
-def _category_leaves() -> set[str]:
-    from zhizhi.cases.models import Category
-
-    return set(Category.objects.filter(parent__isnull=False).values_list("code", flat=True))
 
 
 def _cases(params: dict[str, Any]) -> QuerySet:
@@ -241,15 +298,17 @@ def _handling_hours() -> Any:
     return ExpressionWrapper(F("finished_at") - F("dispatched_at"), output_field=DurationField())
 
 
-def cases_reported(params: dict[str, Any], measure: str, span: Span) -> Iterator[Bucket]:
-    return buckets(_cases(params), "reported_at", span)
+def cases_reported(params: dict[str, Any], measure: str, span: Span, group: Group) -> Iterator[Bucket]:
+    return buckets(_cases(params), "reported_at", span, group=group)
 
 
-def cases_closed(params: dict[str, Any], measure: str, span: Span) -> Iterator[Bucket]:
-    return buckets(_cases(params), "closed_at", span)
+def cases_closed(params: dict[str, Any], measure: str, span: Span, group: Group) -> Iterator[Bucket]:
+    return buckets(_cases(params), "closed_at", span, group=group)
 
 
-def cases_finished(params: dict[str, Any], measure: str, span: Span) -> Iterator[Bucket]:
+def cases_finished(params: dict[str, Any], measure: str, span: Span, group: Group) -> Iterator[Bucket]:
+    """Cases finished (办结); `on_time`: no later than the handling deadline; `with_deadline`: only
+    cases that had one (the denominator of the on-time rate)."""
     qs = _cases(params)
     on_time = params.get("on_time")
     if on_time is not None:
@@ -259,32 +318,32 @@ def cases_finished(params: dict[str, Any], measure: str, span: Span) -> Iterator
         qs = qs.filter(due_at__isnull=False)
     if measure == "handling_hours":
         qs = qs.filter(dispatched_at__isnull=False)
-        return buckets(qs, "finished_at", span, measure=_handling_hours())
-    return buckets(qs, "finished_at", span)
+        return buckets(qs, "finished_at", span, group=group, measure=_handling_hours())
+    return buckets(qs, "finished_at", span, group=group)
 
 
-def cases_visited(params: dict[str, Any], measure: str, span: Span) -> Iterator[Bucket]:
+def cases_visited(params: dict[str, Any], measure: str, span: Span, group: Group) -> Iterator[Bucket]:
     qs = _cases(params).exclude(satisfaction="")
     if params.get("satisfaction"):
         qs = qs.filter(satisfaction__in=params["satisfaction"])
-    return buckets(qs, "visited_at", span)
+    return buckets(qs, "visited_at", span, group=group)
 
 
-def cases_open(params: dict[str, Any], measure: str, span: Span) -> Iterator[Bucket]:
+def cases_open(params: dict[str, Any], measure: str, span: Span, group: Group) -> Iterator[Bucket]:
+    """In on reported_at, out when finished, closed, cancelled or merged (whichever came first)."""
     qs = _cases(params)
-    yield from buckets(qs, "reported_at", span)
-    yield from buckets(qs, _ended(), span, sign=-1)
+    yield from buckets(qs, "reported_at", span, group=group)
+    yield from buckets(qs, _ended(), span, group=group, sign=-1)
 
 
-def cases_overdue(params: dict[str, Any], measure: str, span: Span) -> Iterator[Bucket]:
+def cases_overdue(params: dict[str, Any], measure: str, span: Span, group: Group) -> Iterator[Bucket]:
     """Past the handling deadline and not yet finished: in when due_at passes, out when it ends."""
     qs = _cases(params).filter(due_at__isnull=False)
-    yield from buckets(qs, "due_at", span)
+    yield from buckets(qs, "due_at", span, group=group)
     ended = qs.annotate(_end=_ended()).filter(_end__isnull=False)
-    yield from buckets(ended, Greatest(F("due_at"), F("_end")), span, sign=-1)
+    yield from buckets(ended, Greatest(F("due_at"), F("_end")), span, group=group, sign=-1)
 
 
-CASE_FILTERS = _case_filters
 register(Source("cases.reported", "受理案件", "cases reported", FLOW, cases_reported))
 register(Source("cases.closed", "结案案件", "cases closed", FLOW, cases_closed))
 register(
@@ -302,7 +361,7 @@ register(Source("cases.open", "在办案件", "open cases", STOCK, cases_open))
 register(Source("cases.overdue", "超期未办结案件", "overdue cases", STOCK, cases_overdue))
 
 
-# --- alarms and devices ------------------------------------------------------------------------
+# --- alarms, devices, cameras ------------------------------------------------------------------
 
 
 def _alarm_filters() -> dict[str, Filter]:
@@ -322,14 +381,15 @@ def _alarms(params: dict[str, Any]) -> QuerySet:
     return apply_filters(Alarm.objects.all(), _alarm_filters(), params)
 
 
-def alarms_raised(params: dict[str, Any], measure: str, span: Span) -> Iterator[Bucket]:
-    return buckets(_alarms(params), "first_seen_at", span)
+def alarms_raised(params: dict[str, Any], measure: str, span: Span, group: Group) -> Iterator[Bucket]:
+    return buckets(_alarms(params), "first_seen_at", span, group=group)
 
 
-def alarms_active(params: dict[str, Any], measure: str, span: Span) -> Iterator[Bucket]:
+def alarms_active(params: dict[str, Any], measure: str, span: Span, group: Group) -> Iterator[Bucket]:
+    """In on first_seen_at, out on cleared_at."""
     qs = _alarms(params)
-    yield from buckets(qs, "first_seen_at", span)
-    yield from buckets(qs, "cleared_at", span, sign=-1)
+    yield from buckets(qs, "first_seen_at", span, group=group)
+    yield from buckets(qs, "cleared_at", span, group=group, sign=-1)
 
 
 def _device_filters() -> dict[str, Filter]:
@@ -342,7 +402,7 @@ def _device_filters() -> dict[str, Filter]:
     }
 
 
-def devices(params: dict[str, Any], measure: str, span: Span) -> Iterator[Bucket]:
+def devices(params: dict[str, Any], measure: str, span: Span, group: Group) -> Iterator[Bucket]:
     """Enabled devices; with `online`, those heard from (or not) within `online_minutes` (default 60)."""
     from zhizhi.alerts.models import Device
 
@@ -351,30 +411,22 @@ def devices(params: dict[str, Any], measure: str, span: Span) -> Iterator[Bucket
         since = span.cutoff - dt.timedelta(minutes=int(params.get("online_minutes") or 60))
         heard = Q(last_seen_at__gte=since, last_seen_at__lt=span.cutoff)
         qs = qs.filter(heard) if params["online"] else qs.exclude(heard)
-    rows = qs.order_by().values("area_path").annotate(n=Count("pk"))
-    for row in rows:
+    for row in qs.order_by().values("area_path", *group).annotate(n=Count("pk")):
         if row["area_path"]:
-            yield row["area_path"], span.last, row["n"], 0.0
+            yield row["area_path"], span.last, row["n"], 0.0, tuple(row[g] for g in group)
+
+
+def cameras(params: dict[str, Any], measure: str, span: Span, group: Group) -> Iterator[Bucket]:
+    from zhizhi.intake.models import Camera
+
+    qs = Camera.objects.filter(enabled=True, grid__isnull=False)
+    for row in qs.order_by().values("grid__path", *group).annotate(n=Count("pk")):
+        yield row["grid__path"], span.last, row["n"], 0.0, tuple(row[g] for g in group)
 
 
 register(Source("alarms.raised", "新发告警", "alarms raised", FLOW, alarms_raised))
 register(Source("alarms.active", "活动告警", "active alarms", STOCK, alarms_active))
 register(Source("devices", "感知设备", "devices", SNAPSHOT, devices))
-
-
-def cameras(params: dict[str, Any], measure: str, span: Span) -> Iterator[Bucket]:
-    from zhizhi.intake.models import Camera
-
-    rows = (
-        Camera.objects.filter(enabled=True, grid__isnull=False)
-        .order_by()
-        .values("grid__path")
-        .annotate(n=Count("pk"))
-    )
-    for row in rows:
-        yield row["grid__path"], span.last, row["n"], 0.0
-
-
 register(Source("cameras", "视频监控点位", "cameras", SNAPSHOT, cameras))
 
 
@@ -392,49 +444,58 @@ def _person_filters() -> dict[str, Filter]:
     }
 
 
-def _years_after(day: dt.date, years: int) -> dt.date:
-    try:
-        return day.replace(year=day.year + years)
-    except ValueError:  # 29 February
-        return day.replace(year=day.year + years, day=28) + dt.timedelta(days=1)
+class YearsAfter(Func):
+    """The date `years` after a date column (a birthday), in SQL on both engines."""
+
+    output_field = DateField()
+
+    def __init__(self, expression: Any, years: int) -> None:
+        super().__init__(expression)
+        self.years = int(years)
+
+    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:  # type: ignore[override]
+        sql, params = compiler.compile(self.source_expressions[0])
+        return f"(({sql}) + %s::interval)::date", [*params, f"{self.years} years"]
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:  # type: ignore[override]
+        sql, params = compiler.compile(self.source_expressions[0])
+        return f"date({sql}, %s)", [*params, f"+{self.years} years"]
 
 
-def _age_buckets(
-    rows: Iterable[tuple[str, dt.datetime, dt.date]], params: dict[str, Any], span: Span
-) -> Iterator[Bucket]:
-    """A person counts from the later of their registration and their min_age birthday, until their
-    (max_age + 1) birthday: the age as of each day, not as of today."""
-    min_age, max_age = params.get("min_age"), params.get("max_age")
-    for path, created, birth in rows:
-        if not path or created >= span.cutoff:
-            continue
-        enter = timezone.localdate(created)
-        if min_age is not None:
-            enter = max(enter, _years_after(birth, int(min_age)))
-        leave = _years_after(birth, int(max_age) + 1) if max_age is not None else None
-        for day, sign in ((enter, 1), (leave, -1)):
-            if day is None or day > span.cutoff_day or day > span.last:
-                continue
-            if day < span.first:
-                if not span.fold:
-                    continue
-                day = span.first
-            yield path, day, sign, 0.0
+def residents(params: dict[str, Any], measure: str, span: Span, group: Group) -> Iterator[Bucket]:
+    """实有人口: a person counts from their earliest residency start (else their registration in
+    Zhizhi) and, once no longer 在册 (moved out, deceased), until their last residency end; someone
+    not 在册 without such a date leaves the whole history. With min_age/max_age a person counts from
+    their min_age birthday until their (max_age + 1) birthday: the age as of each day."""
+    from zhizhi.people.models import Person, Residency
+
+    qs = apply_filters(Person.objects.all(), _person_filters(), params)
+    mine = Residency.objects.filter(person=OuterRef("pk")).order_by().values("person")
+    first_start = Subquery(mine.annotate(m=Min("start_date")).values("m")[:1], output_field=DateField())
+    last_end = Subquery(mine.annotate(m=Max("end_date")).values("m")[:1], output_field=DateField())
+    since: Any = Coalesce(first_start, TruncDate("created_at"), output_field=DateField())
+    if params.get("min_age") is not None:
+        since = Greatest(since, YearsAfter(F("birth_date"), params["min_age"]), output_field=DateField())
+    qs = qs.annotate(_until=last_end).exclude(~Q(status="active") & Q(_until__isnull=True))
+    aged: Any = None
+    if params.get("max_age") is not None:
+        aged = YearsAfter(F("birth_date"), int(params["max_age"]) + 1)
+    if aged is None:
+        leave: Any = Case(
+            When(status="active", then=Value(None)), default=F("_until"), output_field=DateField()
+        )
+    else:
+        leave = Case(
+            When(status="active", then=aged), default=Least(F("_until"), aged), output_field=DateField()
+        )
+    qs = qs.annotate(_in=since, _out=leave).filter(Q(_out__isnull=True) | Q(_out__gt=F("_in")))
+    yield from buckets(qs, F("_in"), span, group=group, dates=True)
+    yield from buckets(qs.filter(_out__isnull=False), F("_out"), span, group=group, dates=True, sign=-1)
 
 
-def residents(params: dict[str, Any], measure: str, span: Span) -> Iterator[Bucket]:
-    """实有人口 in the register (status 在册). Registered on `created_at`; with min_age/max_age the
-    age is that of each day. Moves out and deaths carry no date: they leave the whole history."""
-    from zhizhi.people.models import Person
-
-    qs = apply_filters(Person.objects.filter(status="active"), _person_filters(), params)
-    if params.get("min_age") is None and params.get("max_age") is None:
-        return buckets(qs, "created_at", span)
-    return _age_buckets(qs.values_list("area_path", "created_at", "birth_date").iterator(), params, span)
-
-
-def care_people(params: dict[str, Any], measure: str, span: Span) -> Iterator[Bucket]:
-    """重点人群: residents (在册) with at least one of the care tag kinds, counted once each."""
+def care_people(params: dict[str, Any], measure: str, span: Span, group: Group) -> Iterator[Bucket]:
+    """重点人群: residents (在册) with at least one of the care tag kinds, each counted once, from the
+    earliest date one of those tags was known (its verification or its registration)."""
     from zhizhi.people.models import CareTag
 
     qs = CareTag.objects.filter(person__status="active")
@@ -442,40 +503,30 @@ def care_people(params: dict[str, Any], measure: str, span: Span) -> Iterator[Bu
         qs = qs.filter(kind__in=params["kind"])
     if params.get("population_type"):
         qs = qs.filter(person__population_type__in=params["population_type"])
-    first = qs.order_by().values("person_id", "person__area_path").annotate(since=_min("created_at"))
-    for row in first:
-        path, since = row["person__area_path"], row["since"]
-        if not path or since >= span.cutoff:
+    per_person = (
+        qs.order_by()
+        .values("person_id", "person__area_path")
+        .annotate(created=Min("created_at"), verified=Min("verified_on"))
+    )
+    for row in per_person:
+        path, created = row["person__area_path"], row["created"]
+        if not path:
             continue
-        day = timezone.localdate(since)
-        if day < span.first:
-            if not span.fold:
-                continue
-            day = span.first
-        yield path, day, 1, 0.0
+        known = timezone.localdate(created)
+        if row["verified"] is not None:
+            known = min(known, row["verified"])
+        day = _on_day(known, span)
+        if day is not None:
+            yield path, day, 1, 0.0, ()
 
 
-def _min(column: str) -> Any:
-    from django.db.models import Min
+def _care_filters() -> dict[str, Filter]:
+    from zhizhi.people.models import CareTag, Person
 
-    return Min(column)
-
-
-def houses(params: dict[str, Any], measure: str, span: Span) -> Iterator[Bucket]:
-    from zhizhi.people.models import House
-
-    qs = House.objects.all()
-    if params.get("use"):
-        qs = qs.filter(use__in=params["use"])
-    if params.get("building_kind"):
-        qs = qs.filter(building__kind__in=params["building_kind"])
-    return buckets(qs, "created_at", span)
-
-
-def _care_kinds() -> tuple[tuple[str, str], ...]:
-    from zhizhi.people.models import CareTag
-
-    return _choices(CareTag.KINDS)
+    return {
+        "kind": Filter("关怀类别", _choices(CareTag.KINDS)),
+        "population_type": Filter("人口类型", _choices(Person.POPULATION_TYPES)),
+    }
 
 
 def _house_filters() -> dict[str, Filter]:
@@ -483,9 +534,35 @@ def _house_filters() -> dict[str, Filter]:
     from zhizhi.people.models import House
 
     return {
-        "use": Filter("用途", _choices(House.USES)),
-        "building_kind": Filter("楼幢类型", _choices(Building.KINDS)),
+        "use": Filter("用途", _choices(House.USES), lookup="use"),
+        "building_kind": Filter("楼幢类型", _choices(Building.KINDS), lookup="building__kind"),
     }
+
+
+def houses(params: dict[str, Any], measure: str, span: Span, group: Group) -> Iterator[Bucket]:
+    """实有房屋, from the year their building was built (else their registration in Zhizhi); `use`
+    is the current use."""
+    from zhizhi.people.models import House
+
+    qs = apply_filters(House.objects.all(), _house_filters(), params)
+    rows = (
+        qs.order_by()
+        .values("area_path", "building__built_year", *group)
+        .annotate(n=Count("pk"), created=Min("created_at"))
+    )
+    for row in rows:
+        if not row["area_path"]:
+            continue
+        year = row["building__built_year"]
+        since = dt.date(year, 1, 1) if year else timezone.localdate(row["created"])
+        day = _on_day(since, span)
+        if day is not None:
+            yield row["area_path"], day, row["n"], 0.0, tuple(row[g] for g in group)
+
+
+register(Source("residents", "实有人口", "residents", STOCK, residents))
+register(Source("care.people", "重点人群", "people of special care", STOCK, care_people, groupable=False))
+register(Source("houses", "实有房屋", "houses", STOCK, houses))
 
 
 # --- enterprises and tax -----------------------------------------------------------------------
@@ -502,20 +579,21 @@ def _enterprise_filters() -> dict[str, Filter]:
     }
 
 
-def enterprises(params: dict[str, Any], measure: str, span: Span) -> Iterator[Bucket]:
-    """Enterprises in the street (by default 存续/在业), from their establishment date; those without
-    a date count from their registration in Zhizhi."""
+def enterprises(params: dict[str, Any], measure: str, span: Span, group: Group) -> Iterator[Bucket]:
+    """Enterprises in the street (by default 存续/在业, the current status), from their establishment
+    date; those without a date count from their registration in Zhizhi."""
     from zhizhi.enterprises.models import Enterprise
 
     qs = apply_filters(Enterprise.objects.all(), _enterprise_filters(), params)
-    return buckets(qs, Coalesce("established_on", TruncDate("created_at")), span, dates=True)
+    since = Coalesce("established_on", TruncDate("created_at"), output_field=DateField())
+    return buckets(qs, since, span, group=group, dates=True)
 
 
-def enterprises_new(params: dict[str, Any], measure: str, span: Span) -> Iterator[Bucket]:
+def enterprises_new(params: dict[str, Any], measure: str, span: Span, group: Group) -> Iterator[Bucket]:
     from zhizhi.enterprises.models import Enterprise
 
     qs = apply_filters(Enterprise.objects.all(), _enterprise_filters(), params)
-    return buckets(qs, "established_on", span, dates=True)
+    return buckets(qs, "established_on", span, group=group, dates=True)
 
 
 def _tax_filters() -> dict[str, Filter]:
@@ -527,84 +605,17 @@ def _tax_filters() -> dict[str, Filter]:
     }
 
 
-def tax(params: dict[str, Any], measure: str, span: Span) -> Iterator[Bucket]:
+def tax(params: dict[str, Any], measure: str, span: Span, group: Group) -> Iterator[Bucket]:
     """Monthly tax records, each on the first day of its month (所属期): sum `tax_paid` or `revenue`."""
     from zhizhi.enterprises.models import TaxRecord
 
     qs = apply_filters(TaxRecord.objects.all(), _tax_filters(), params)
-    column = measure or "tax_paid"
-    return buckets(
-        qs, "period", span, measure=ExpressionWrapper(F(column), output_field=FloatField()), dates=True
-    )
+    column = ExpressionWrapper(F(measure or "tax_paid"), output_field=FloatField())
+    return buckets(qs, "period", span, group=group, measure=column, dates=True)
 
 
 register(
-    Source(
-        "residents",
-        "实有人口",
-        "residents",
-        STOCK,
-        residents,
-        filters={},
-    )
-)
-
-# Filters are declared lazily (they read model choices); attach them now that models can load.
-
-
-def _attach() -> None:
-    from zhizhi.people.models import Person
-
-    specs: dict[str, Callable[[], dict[str, Filter]]] = {
-        "cases.reported": _case_filters,
-        "cases.closed": _case_filters,
-        "cases.open": _case_filters,
-        "cases.overdue": _case_filters,
-        "alarms.raised": _alarm_filters,
-        "alarms.active": _alarm_filters,
-        "devices": _device_filters,
-        "residents": _person_filters,
-        "houses": _house_filters,
-        "enterprises": _enterprise_filters,
-        "enterprises.new": _enterprise_filters,
-        "tax": _tax_filters,
-    }
-    for name, spec in specs.items():
-        REGISTRY[name].filters.update(spec())
-    REGISTRY["cases.finished"].filters.update(
-        {
-            **_case_filters(),
-            "on_time": Filter("按期", kind="bool", many=False),
-            "with_deadline": Filter("有办理时限", kind="bool", many=False),
-        }
-    )
-    REGISTRY["cases.visited"].filters.update(
-        {
-            **_case_filters(),
-            "satisfaction": Filter(
-                "满意度", (("satisfied", "满意"), ("basic", "基本满意"), ("unsatisfied", "不满意"))
-            ),
-        }
-    )
-    REGISTRY["care.people"].filters.update(
-        {
-            "kind": Filter("关怀类别", _care_kinds()),
-            "population_type": Filter("人口类型", _choices(Person.POPULATION_TYPES)),
-        }
-    )
-
-
-register(Source("care.people", "重点人群", "people of special care", STOCK, care_people))
-register(Source("houses", "实有房屋", "houses", STOCK, houses))
-register(
-    Source(
-        "enterprises",
-        "企业",
-        "enterprises",
-        STOCK,
-        enterprises,
-        defaults={"status": LIVE_ENTERPRISE},
-    )
+    Source("enterprises", "企业", "enterprises", STOCK, enterprises, defaults={"status": LIVE_ENTERPRISE})
 )
 register(Source("enterprises.new", "新设企业", "new enterprises", FLOW, enterprises_new))
 register(
@@ -622,11 +633,46 @@ _attached = False
 
 
 def ensure_filters() -> None:
-    """Attach the filters (they read model choices, so not at import of an app's models)."""
+    """Attach the filters: they read model choices, so not while the app registry is loading."""
     global _attached
-    if not _attached:
-        _attach()
-        _attached = True
+    if _attached:
+        return
+    case_extra = {
+        "cases.finished": {
+            "on_time": Filter("按期", kind="bool", many=False),
+            "with_deadline": Filter("有办理时限", kind="bool", many=False),
+        },
+        "cases.visited": {
+            "satisfaction": Filter(
+                "满意度",
+                (("satisfied", "满意"), ("basic", "基本满意"), ("unsatisfied", "不满意")),
+                lookup="satisfaction",
+            )
+        },
+    }
+    specs: dict[str, Callable[[], dict[str, Filter]]] = {
+        "alarms.raised": _alarm_filters,
+        "alarms.active": _alarm_filters,
+        "devices": _device_filters,
+        "residents": _person_filters,
+        "care.people": _care_filters,
+        "houses": _house_filters,
+        "enterprises": _enterprise_filters,
+        "enterprises.new": _enterprise_filters,
+        "tax": _tax_filters,
+    }
+    for name in (
+        "cases.reported",
+        "cases.closed",
+        "cases.finished",
+        "cases.visited",
+        "cases.open",
+        "cases.overdue",
+    ):
+        REGISTRY[name].filters.update({**_case_filters(), **case_extra.get(name, {})})
+    for name, spec in specs.items():
+        REGISTRY[name].filters.update(spec())
+    _attached = True
 
 
 # --- checking a definition ---------------------------------------------------------------------
