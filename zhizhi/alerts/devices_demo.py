@@ -182,6 +182,18 @@ def demo_tokens(devices: Any = None) -> dict[str, str]:
     return out
 
 
+def adopt_tokenless(devices: Any = None) -> int:
+    """Give enabled devices without a token (other demo layers create them so) their demo token, so the
+    simulator can speak for them. Demo only: the token is derived from SECRET_KEY and the code."""
+    qs = (devices if devices is not None else Device.objects.all()).filter(
+        enabled=True, token_hash__isnull=True
+    )
+    adopted = 0
+    for code, pk in qs.values_list("code", "pk"):
+        adopted += Device.objects.filter(pk=pk, token_hash__isnull=True).update(**_token_fields(code))
+    return adopted
+
+
 def ensure_rules() -> int:
     """Create the demo rules that do not exist yet (by code); returns how many were created."""
     created = 0

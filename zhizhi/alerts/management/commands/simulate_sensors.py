@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from zhizhi import clock
 from zhizhi.alerts import simulator
-from zhizhi.alerts.devices_demo import demo_tokens
+from zhizhi.alerts.devices_demo import adopt_tokenless, demo_tokens
 from zhizhi.alerts.models import Device, Reading
 
 SCENARIOS = ("typhoon", "fume", "doors", "all")
@@ -53,7 +53,11 @@ def build(scenario: str, devices: list[Device], seed: int, day: dt.date) -> list
     if scenario in ("fume", "all"):
         parts.append(simulator.fume(codes("fume"), start("fume"), seed=seed))
     if scenario in ("doors", "all"):
-        parts.append(simulator.doors(codes("door"), start("doors"), seed=seed))
+        doors = codes("door")
+        # The first watched person stops moving (the care layer's demo picks the same one).
+        parts.append(
+            simulator.doors(doors, start("doors"), seed=seed, stops_moving=doors[0] if doors else None)
+        )
     if scenario == "all":
         others = [(d.code, d.kind) for d in devices if d.kind in BACKGROUND_KINDS]
         parts.append(simulator.baseline(others, start("fume"), hours=11, seed=seed, step_seconds=60))
@@ -86,12 +90,24 @@ class Command(BaseCommand):
             default="",
             help="only these device codes (comma-separated; default all demo devices)",
         )
+        parser.add_argument(
+            "--adopt-tokenless",
+            action="store_true",
+            help="demo only: give enabled devices that have no token yet (e.g. the care layer's door "
+            "contacts) their derived demo token",
+        )
+        parser.add_argument(
+            "--street", default=None, help="street code in the MQTT topic (default: the device's)"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         scenario, speed = options["scenario"], max(float(options["speed"]), 1.0)
         qs = Device.objects.filter(enabled=True)
         if options["devices"]:
             qs = qs.filter(code__in=[c.strip() for c in options["devices"].split(",") if c.strip()])
+        if options["adopt_tokenless"]:
+            adopted = adopt_tokenless(qs)
+            self.stdout.write(f"{adopted} 台设备获得演示令牌 / {adopted} devices given their demo token")
         tokens = demo_tokens(qs)
         devices = [d for d in qs.order_by("code") if d.code in tokens]
         skipped = qs.exclude(code__in=list(tokens)).count()
@@ -170,7 +186,8 @@ class Command(BaseCommand):
                 raise CommandError(str(exc)) from exc
         url = options["url"] or settings.ZHIZHI_MQTT_URL
         try:
-            return simulator.MqttSink(url, {d.code: _street_of(d) for d in devices})
+            streets = {d.code: options["street"] or _street_of(d) for d in devices}
+            return simulator.MqttSink(url, streets)
         except OSError as exc:
             raise CommandError(
                 f"连不上 MQTT broker {url}: {exc} / Cannot reach the MQTT broker; start it with: "
