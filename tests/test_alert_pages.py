@@ -16,7 +16,7 @@ from django.test import Client
 from tests.factories import Street
 from zhizhi import clock
 from zhizhi.alerts import alarms, services
-from zhizhi.alerts.models import Device
+from zhizhi.alerts.models import Device, Reading
 from zhizhi.alerts.rule_models import Alarm, AlarmEvent, AlertRule, DeviceRuleOverride
 from zhizhi.cases.models import Category
 from zhizhi.models import ChangeLogEntry, LiveEvent
@@ -378,3 +378,16 @@ def test_staff_open_every_alert_page(street: Street, name: str) -> None:
         assert client.get(url).status_code == (
             403 if url.endswith("/new/") and name in ("community_a", "grid_a1") else 200
         ), url
+
+
+def test_a_silent_device_charts_the_day_before_its_last_report(street: Street) -> None:
+    device = make_device(street)
+    last = clock.now() - dt.timedelta(days=2)
+    for minutes, value in ((0, 0.9), (60, 1.0), (25 * 60, 0.5)):
+        Reading.objects.create(device=device, at=last - dt.timedelta(minutes=minutes), value=value)
+    Device.objects.filter(pk=device.pk).update(last_value=0.9, last_seen_at=last)
+    html = client_for(street, "grid_a1").get(f"/alerts/devices/{device.pk}/").content.decode()
+    series = json.loads(re.search(r'data-series="([^"]*)"', html).group(1).replace("&quot;", '"'))  # type: ignore[union-attr]
+    assert [v for _, v in series] == [1.0, 0.9]  # the reading 25 h before the last is outside
+    assert "最后上报前24小时读数" in html
+    assert 'data-state="offline"' in html

@@ -188,11 +188,26 @@ def devices_with_counts(user: Any) -> QuerySet[Device]:
     )
 
 
+def series_end(device: Device) -> dt.datetime:
+    """Where the sparkline's 24 hours end: now, or the last report of a device silent for longer (an
+    offline device still shows what it said last)."""
+    now = clock.now()
+    if device.last_seen_at is not None and now - device.last_seen_at > dt.timedelta(hours=24):
+        return device.last_seen_at
+    return now
+
+
 def readings_series(device: Device, hours: int = 24) -> list[tuple[str, float]]:
-    """The valid readings of the last `hours` (ISO time, value), oldest first, for the sparkline."""
-    since = clock.now() - dt.timedelta(hours=hours)
+    """The valid readings of the `hours` up to `series_end` (ISO time, value), oldest first."""
+    until = series_end(device)
     rows = (
-        Reading.objects.filter(device=device, status=Reading.OK, value__isnull=False, at__gte=since)
+        Reading.objects.filter(
+            device=device,
+            status=Reading.OK,
+            value__isnull=False,
+            at__gte=until - dt.timedelta(hours=hours),
+            at__lte=until,
+        )
         .order_by("at")
         .values_list("at", "value")
     )

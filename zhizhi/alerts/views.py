@@ -333,6 +333,7 @@ def _device_page(
     active = device.alarms.filter(status=Alarm.ACTIVE).select_related("rule").order_by("-last_seen_at")
     past = device.alarms.filter(status=Alarm.CLEARED).select_related("rule").order_by("-cleared_at")[:20]
     state = desk.device_state(device, active.count())
+    end = desk.series_end(device)
     overrides = {o.rule_id: o for o in DeviceRuleOverride.objects.filter(device=device)}
     applicable = []
     for rule in desk.applicable_rules(device).order_by("code"):
@@ -353,6 +354,8 @@ def _device_page(
             "state": state,
             "state_label": dict(STATES).get(state, state),
             "series": json.dumps(desk.readings_series(device)),
+            "series_end": end,
+            "series_now": end != device.last_seen_at,
             "recent": Reading.objects.filter(device=device).order_by("-at")[:20],
             "rejected": desk.rejected_by_reason(device),
             "active": active,
