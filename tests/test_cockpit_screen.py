@@ -97,13 +97,21 @@ def screen_data_fixture(loop: CaseMaker) -> CaseMaker:
 
 def test_the_leader_sees_the_street_board_from_the_services(screen_data: CaseMaker) -> None:
     street = screen_data.street
-    response = client_for(street, "leader").get("/cockpit/")
+    leader = client_for(street, "leader")
+    # One scene at a time: the first scene with indicators unless a tab is chosen.
+    first = leader.get("/cockpit/")
+    assert first.context["scene"] == "overview"
+    assert 'data-code="reported_today"' in first.content.decode() and "<b>3</b>" in first.content.decode()
+    response = leader.get("/cockpit/?scene=safety")
     assert response.status_code == 200
     html = response.content.decode()
     expected = {i["code"]: i for i in services.board(street.street)["indicators"]}
     assert expected["open_cases"]["value"] == 3
-    assert 'data-code="open_cases" data-value="3' in html
-    assert "在办案件" in html and "今日受理" in html
+    assert (
+        f'data-code="open_cases" data-value="{expected["open_cases"]["value"]}"' in html
+        and "<b>3</b>" in html
+    )
+    assert "在办案件" in html and 'data-code="reported_today"' not in html
     assert "A1的案件" in html and "B1的案件" in html  # the feed: newest case events of the street
     board = json.loads(html.split('id="board-data" type="application/json">')[1].split("</script>")[0])
     assert board["region"]["id"] == street.street.pk
@@ -176,7 +184,7 @@ def test_drill_down_stays_inside_the_users_area(screen_data: CaseMaker) -> None:
     # The leader drills from the street to a grid; the breadcrumb leads back up (not above the street).
     page = client_for(street, "leader").get(f"/cockpit/r/{street.grids['A1'].pk}/")
     assert [r["name"] for r in page.context["board"]["breadcrumb"]] == [street.street.name, "A社区", "A1网格"]
-    assert f'href="/cockpit/r/{a.pk}/"' in page.content.decode()
+    assert f'href="/cockpit/r/{a.pk}/?scene=overview"' in page.content.decode()
     # A resident serves no area: there is no cockpit for them.
     assert client_for(street, "resident").get("/cockpit/").status_code == 404
 

@@ -59,7 +59,7 @@ def test_a_new_alarm_and_a_new_case_reach_the_screen_without_a_reload(wall: Any,
     case_services.load_responsibility_list(LIST, street.users["admin"])
     _indicator(code="alarms_active", name="活动告警", source="alarms.active", window="now", scene="safety",
                unit="条", threshold_green=0, threshold_red=3, higher_is_better=False)  # fmt: skip
-    _indicator(code="open_cases", name="在办案件", source="cases.open", window="now", scene="overview")
+    _indicator(code="open_cases", name="在办案件", source="cases.open", window="now", scene="safety")
     cache.clear()
     rule = AlertRule.objects.create(code="W1", name="水位超限", kind="threshold", device_kind="water_level")
     page = wall

@@ -14,6 +14,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Count, Q, QuerySet
 from django.http import Http404
+from django.utils import timezone
 
 from zhizhi import clock
 from zhizhi.cases.models import Case, CaseEvent
@@ -236,6 +237,8 @@ def feed(user: Any, region: Region, limit: int = FEED_SIZE) -> list[dict[str, An
         for a in alarms
     ]
     items.sort(key=lambda item: item["at"], reverse=True)
+    for item in items[:limit]:
+        item["time"] = timezone.localtime(dt.datetime.fromisoformat(item["at"])).strftime("%m-%d %H:%M")
     return items[:limit]
 
 

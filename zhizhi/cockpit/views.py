@@ -18,8 +18,13 @@ CHANNELS = ["alarm", "case", "cockpit"]
 
 
 def _scene(request: HttpRequest) -> str:
+    """The scene tab asked for, else the first scene that has indicators (a street's catalogue runs to
+    over a hundred: one scene at a time fits a wall)."""
+    scenes = screen.scenes()
     value = request.GET.get("scene", "")
-    return value if value in {s["code"] for s in screen.scenes()} else ""
+    if value in {s["code"] for s in scenes}:
+        return value
+    return next((s["code"] for s in scenes if s["indicators"]), "")
 
 
 @login_required
@@ -36,6 +41,7 @@ def big_screen(request: HttpRequest, pk: int | None = None) -> HttpResponse:
         "feed": screen.feed(user, region),
         "labels": screen.labels(),
         "tile_url": getattr(settings, "ZHIZHI_TILE_URL", ""),
+        "time_zone": settings.TIME_ZONE,
         "title": "驾驶舱",
     }
     return render(request, "cockpit/screen.html", ctx)

@@ -28,6 +28,19 @@
     if (!isFinite(n)) return String(v);
     return Math.abs(n) >= 1000 || Number.isInteger(n) ? n.toLocaleString("zh-CN", { maximumFractionDigits: 0 }) : n.toFixed(n < 10 ? 2 : 1);
   }
+  // Times in the street's time zone (the server's TIME_ZONE), whatever the display's clock says.
+  const TZ = body.dataset.tz || undefined;
+  const parts = (d, opts) => {
+    const out = {};
+    new Intl.DateTimeFormat("zh-CN", { timeZone: TZ, hour12: false, ...opts }).formatToParts(d).forEach((p) => (out[p.type] = p.value));
+    return out;
+  };
+  function shortTime(iso) {
+    const d = iso ? new Date(iso) : new Date();
+    if (isNaN(d)) return "";
+    const p = parts(d, { month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit" });
+    return p.month + "-" + p.day + " " + p.hour + ":" + p.minute;
+  }
   function el(tag, cls, text) {
     const node = document.createElement(tag);
     if (cls) node.className = cls;
@@ -186,10 +199,11 @@
       rankingChart.setOption(
         {
           backgroundColor: "transparent",
-          grid: { left: 96, right: 40, top: 8, bottom: 20 },
+          grid: { left: 110, right: 40, top: 8, bottom: 20 },
           tooltip: { trigger: "axis", axisPointer: { type: "shadow" } },
           xAxis: { type: "value", splitLine: { lineStyle: { color: "#1d3352" } } },
-          yAxis: { type: "category", data: top.map((r) => r.name) },
+          // "塘河新村社区第1网格" under 塘河新村社区 reads "第1网格".
+          yAxis: { type: "category", data: top.map((r) => (r.name.startsWith(board.region.name) && r.name.length > board.region.name.length ? r.name.slice(board.region.name.length) : r.name)) },
           series: [{ type: "bar", data: top.map((r) => ({ value: r.value, id: r.id })), itemStyle: { color: "#38bdf8" }, label: { show: true, position: "right" } }],
         },
         true
@@ -261,7 +275,7 @@
     const li = el("li", "new f-" + item.kind + (item.severity ? " sev-" + item.severity : ""));
     li.dataset.kind = item.kind;
     li.dataset.id = String(item.id);
-    li.appendChild(el("span", "f-at", (item.at || "").slice(5, 16).replace("T", " ")));
+    li.appendChild(el("span", "f-at", shortTime(item.at)));
     li.appendChild(el("span", "f-label", item.label || ""));
     const a = el("a", "f-title", item.title || "");
     if (item.url) a.href = item.url;
@@ -300,8 +314,8 @@
 
   // --- chrome ---------------------------------------------------------------------------------
   function tickClock() {
-    const now = new Date();
-    document.getElementById("sc-clock").textContent = now.toLocaleString("zh-CN", { hour12: false });
+    const p = parts(new Date(), { year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit" });
+    document.getElementById("sc-clock").textContent = p.year + "-" + p.month + "-" + p.day + " " + p.hour + ":" + p.minute + ":" + p.second;
   }
   function fullscreen() {
     const btn = document.getElementById("fullscreen");
