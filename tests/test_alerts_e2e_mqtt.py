@@ -17,7 +17,7 @@ import uuid
 import pytest
 
 from tests.factories import Street
-from tests.test_mqtt_bridge import URL, broker, drop_session  # noqa: F401
+from tests.test_mqtt_bridge import URL, broker, drop_session, publish  # noqa: F401
 from tests.test_simulator import load_real_leaves
 from zhizhi import clock
 from zhizhi.alerts import devices_demo, simulator
@@ -93,3 +93,43 @@ def test_typhoon_over_mqtt_raises_the_alarm_and_queues_the_case(street: Street) 
     assert case in unit_cases(members["ZHZX"])
     assert OutboxMessage.objects.filter(cause=f"cases.case:{case.pk}").exists()
     assert case.urgent  # 涵洞积水 is an urgent leaf of the list
+
+
+@pytest.mark.usefixtures("broker", "fast_devices")
+def test_a_burst_is_stored_in_batches_and_a_bad_message_spoils_nothing(street: Street) -> None:
+    """Messages queued while the bridge is down arrive as a burst: the readings of one device go to
+    ingestion together (fewer ingest calls than messages), and a wrong token, a non-JSON body or an
+    oversized batch in the same burst is refused on its own without losing anyone else's readings."""
+    devices_demo.ensure_devices(street.street)
+    gauges = list(Device.objects.filter(kind="water_level").order_by("code")[:2])
+    run_id = uuid.uuid4().hex[:10]
+    client_id = f"test-burst-bridge-{run_id}"
+    topic = f"zhizhi/{run_id}/{{}}/telemetry"
+    start = clock.now().replace(microsecond=0) - dt.timedelta(hours=2)
+    good: list[object] = []
+    for i in range(60):
+        gauge = gauges[i % 2]
+        at = (start + dt.timedelta(minutes=i)).isoformat()
+        good.append((gauge.code, {"token": devices_demo.demo_token(gauge.code), "at": at, "value": 0.4}))
+    bad = [
+        (gauges[0].code, {"token": "zd_wrong", "at": start.isoformat(), "value": 9.9}),
+        (gauges[1].code, b"{not json"),
+        (gauges[0].code, {"token": devices_demo.demo_token(gauges[0].code),
+                          "readings": [{"at": start.isoformat(), "value": 0.1}] * 1001}),
+    ]  # fmt: skip
+    try:
+        first = Bridge(URL, f"zhizhi/{run_id}/+/telemetry", client_id)
+        first.run(once=0, timeout=5)  # the broker now holds the session
+        messages = good[:30] + bad + good[30:]
+        for code, body in messages:
+            publish(topic.format(code), [body])
+        bridge = Bridge(URL, f"zhizhi/{run_id}/+/telemetry", client_id)
+        bridge.run(once=len(messages), timeout=20)
+    finally:
+        drop_session(client_id)
+    assert bridge.handled == len(messages)
+    assert bridge.accepted == 60 == Reading.objects.filter(device__in=gauges).count()
+    assert bridge.batches < bridge.handled  # stored in batches, not one ingest per message
+    from zhizhi.alerts.models import IngestCounter
+
+    assert IngestCounter.objects.get(reason="bad_token").count == 1
