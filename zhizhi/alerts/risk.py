@@ -472,12 +472,20 @@ def matches(
     if person_ids is not None:
         records = records.filter(person_id__in=list(person_ids))
     out: dict[int, Match] = {}
+    # Normalised once: the loop below runs records × areas times.
+    names = {area.pk: _norm(area.region_name) for area in areas}
+    spans = {area.pk: (area.valid_from - lookback, area.valid_to or day) for area in areas}
     for record in records.select_related("person", "person__grid").order_by("person_id", "-arrived_on", "pk"):
-        origin = record.origin or record.person.origin
+        origin = _norm(record.origin or record.person.origin)
         for area in areas:
-            if not area.valid_from - lookback <= record.arrived_on <= (area.valid_to or day):
+            start, end = spans[area.pk]
+            if not start <= record.arrived_on <= end:
                 continue
-            if origin_matches(area, origin, record.origin_code):
+            if area.region_code and record.origin_code:
+                hit = record.origin_code.startswith(area.region_code)
+            else:
+                hit = bool(names[area.pk]) and names[area.pk] in origin
+            if hit:
                 match = out.setdefault(record.person_id, Match(record.person))
                 if all(a.pk != area.pk for a, _ in match.entries):
                     match.entries.append((area, record))
