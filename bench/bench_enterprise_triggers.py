@@ -243,10 +243,10 @@ def plain_sql(vendor: str, month: dt.date, as_of: dt.date) -> dict[str, int]:
             " AS now, SUM(CASE WHEN t.period = %s THEN t.tax_paid END) AS prev FROM enterprises_taxrecord t"
             " JOIN enterprises_enterprise e ON e.id = t.enterprise_id"
             " JOIN geo_building b ON b.id = e.building_id"
-            f" WHERE b.area_path LIKE %s AND e.area_path LIKE %s AND t.tax_paid_here = {yes}"
+            f" WHERE b.area_path LIKE %s AND t.tax_paid_here = {yes}"
             " AND t.period IN (%s, %s) GROUP BY e.building_id) s"
             " WHERE s.prev >= 1 AND (s.now IS NULL OR s.now > s.prev * 1.2 OR s.now < s.prev * 0.8)",
-            [month, last_year, p, p, month, last_year],
+            [month, last_year, p, month, last_year],
         ),
         "revenue_drop": (
             f"SELECT COUNT(*) FROM ({rev}) s WHERE s.prev > 0 AND s.now < s.prev * 0.85",

@@ -469,7 +469,7 @@ def _detect_street(det: Detected, rules: dict[str, AlertRule], street: Region, m
         base = Decimal(str(param(rule, "min_base")))
         now0 = Coalesce(F("now"), Value(Decimal(0)))
         rows = (
-            _yoy(records.filter(tax_paid_here=True, enterprise__building__area_path__startswith=p),
+            _yoy(TaxRecord.objects.filter(tax_paid_here=True, enterprise__building__area_path__startswith=p),
                  "tax_paid", month, "enterprise__building_id", "enterprise__building__code",
                  "enterprise__building__name", "enterprise__building__area_path")
             .filter(prev__gt=0, prev__gte=base)
