@@ -62,7 +62,7 @@ def alarm_out(alarm: Alarm) -> dict[str, Any]:
         "last_seen_at": alarm.last_seen_at,
         "cleared_at": alarm.cleared_at,
         "acknowledged_at": alarm.acknowledged_at,
-        "acknowledged_by": alarm.acknowledged_by.username if alarm.acknowledged_by_id else None,
+        "acknowledged_by": alarm.acknowledged_by.username if alarm.acknowledged_by else None,
         "device": {"id": device.pk, "code": device.code, "name": device.name, "kind": device.kind}
         if device is not None
         else None,

@@ -215,12 +215,13 @@ def readings_series(device: Device, hours: int = 24) -> list[tuple[str, float]]:
 
 
 def rejected_by_reason(device: Device) -> list[dict[str, Any]]:
-    return list(
+    rows = (
         Reading.objects.filter(device=device, status=Reading.REJECTED)
         .values("reason")
         .annotate(n=Count("id"))
         .order_by("-n", "reason")
     )
+    return [{"reason": r["reason"], "n": r["n"]} for r in rows]
 
 
 def applicable_rules(device: Device) -> QuerySet[AlertRule]:
@@ -270,7 +271,7 @@ def check_rule(data: dict[str, Any], rule: AlertRule | None) -> list[Problem]:
         problems.append(
             Problem("too_long", "规则编码最多 40 个字符", "The code has at most 40 characters", field="code")
         )
-    elif AlertRule.objects.filter(code=code).exclude(pk=rule.pk if rule else None).exists():
+    elif AlertRule.objects.filter(code=code).exclude(pk=rule.pk if rule else 0).exists():
         problems.append(
             Problem(
                 "duplicate", f"规则编码 {code} 已存在", f"Rule code {code} is taken", field="code", value=code

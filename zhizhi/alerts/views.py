@@ -299,11 +299,11 @@ def device_list(request: HttpRequest) -> HttpResponse:
         qs = qs.filter(kind=kind)
     state = request.GET.get("state", "")
     now = clock.now()
-    devices = list(qs.order_by("code")[:1000])
+    devices: list[Any] = list(qs.order_by("code")[:1000])
     labels = dict(STATES)
     for d in devices:
-        setattr(d, "state", desk.device_state(d, d.active_alarms, now))  # noqa: B010
-        setattr(d, "state_label", labels.get(d.state, d.state))  # noqa: B010
+        d.state = desk.device_state(d, d.active_alarms, now)
+        d.state_label = labels.get(d.state, d.state)
     if state:
         devices = [d for d in devices if d.state == state]
     return render(
@@ -423,7 +423,7 @@ def device_override(request: HttpRequest, pk: int, rule_id: int) -> HttpResponse
 
 
 # --- map layers ------------------------------------------------------------------------------------
-def _feature(lng: float, lat: float, props: dict[str, Any]) -> dict[str, Any]:
+def _feature(lng: float | None, lat: float | None, props: dict[str, Any]) -> dict[str, Any]:
     return {"type": "Feature", "geometry": {"type": "Point", "coordinates": [lng, lat]}, "properties": props}
 
 
@@ -433,6 +433,9 @@ def devices_geojson(request: HttpRequest) -> JsonResponse:
         return JsonResponse({"type": "FeatureCollection", "features": []}, status=403)
     now = clock.now()
     kinds = dict(Device.KINDS)
+    devices: list[Any] = list(
+        desk.devices_with_counts(request.user).filter(lng__isnull=False, lat__isnull=False).order_by("code")
+    )
     features = [
         _feature(
             d.lng,
@@ -449,9 +452,7 @@ def devices_geojson(request: HttpRequest) -> JsonResponse:
                 "url": reverse("alerts_device", args=[d.pk]),
             },
         )
-        for d in desk.devices_with_counts(request.user)
-        .filter(lng__isnull=False, lat__isnull=False)
-        .order_by("code")
+        for d in devices
     ]
     return JsonResponse({"type": "FeatureCollection", "features": features})
 
