@@ -193,6 +193,9 @@ def test_read_receipts_follow_delivery_and_reading(street: Street) -> None:
     row = BroadcastRecipient.objects.get(broadcast=b, user=u["grid_a1"])
     assert row.read_at == START + dt.timedelta(minutes=3)
     assert row.delivered_at == START + dt.timedelta(seconds=5)
+    # The one who has not read it was stamped delivered by the receipts' grouped pass.
+    other = BroadcastRecipient.objects.get(broadcast=b, user=u["grid_b1"])
+    assert (other.delivered_at, other.read_at) == (START + dt.timedelta(seconds=5), None)
     assert InboxMessage.objects.get(pk=mine.pk).read_at == START + dt.timedelta(minutes=3)
     # Reading the broadcast itself (e.g. from its page) marks the inbox copy too.
     bc.mark_read(u["grid_b1"], b)

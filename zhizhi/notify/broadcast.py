@@ -25,8 +25,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import DateTimeField, Exists, OuterRef, Q, QuerySet, Subquery, Value
+from django.db import IntegrityError, connection, transaction
+from django.db.models import DateTimeField, Q, QuerySet, Value
 from django.db.models.functions import Coalesce
 
 from zhizhi import clock, live
@@ -399,17 +399,38 @@ def _fan_out(broadcast: Broadcast, user_ids: list[int]) -> None:
 
 def sync_delivery(broadcast: Broadcast | int, user_id: int | None = None) -> int:
     """Stamp `delivered_at` from the outbox rows that reached each recipient (first channel wins)."""
-    sent = (
-        OutboxMessage.objects.filter(
-            cause=cause_of(broadcast), user_id=OuterRef("user_id"), status=OutboxMessage.SENT
-        )
-        .order_by("sent_at")
-        .values("sent_at")[:1]
-    )
-    rows = BroadcastRecipient.objects.filter(broadcast=broadcast, delivered_at__isnull=True)
+    broadcast_id = broadcast if isinstance(broadcast, int) else broadcast.pk
     if user_id is not None:
-        rows = rows.filter(user_id=user_id)
-    return rows.filter(Exists(sent)).update(delivered_at=Subquery(sent))
+        first = (
+            OutboxMessage.objects.filter(
+                cause=cause_of(broadcast_id), user_id=user_id, status=OutboxMessage.SENT
+            )
+            .order_by("sent_at")
+            .values_list("sent_at", flat=True)
+            .first()
+        )
+        if first is None:
+            return 0
+        return BroadcastRecipient.objects.filter(
+            broadcast_id=broadcast_id, user_id=user_id, delivered_at__isnull=True
+        ).update(delivered_at=first)
+    # One grouped pass over the broadcast's outbox rows joined to its recipients (UPDATE … FROM, in
+    # PostgreSQL and SQLite ≥ 3.33): a correlated subquery per recipient would rescan every row of
+    # the broadcast for each person, quadratic in the audience (4 s for 5,000 people).
+    recipient = connection.ops.quote_name(BroadcastRecipient._meta.db_table)
+    outbox = connection.ops.quote_name(OutboxMessage._meta.db_table)
+    sql = f"""
+        UPDATE {recipient} SET delivered_at = firsts.first_sent
+        FROM (
+            SELECT user_id, MIN(sent_at) AS first_sent FROM {outbox}
+            WHERE cause = %s AND status = %s AND user_id IS NOT NULL GROUP BY user_id
+        ) AS firsts
+        WHERE {recipient}.broadcast_id = %s AND {recipient}.user_id = firsts.user_id
+          AND {recipient}.delivered_at IS NULL
+    """  # noqa: S608 - only table names are interpolated, and they come from the models
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [cause_of(broadcast_id), OutboxMessage.SENT, broadcast_id])
+        return int(cursor.rowcount or 0)
 
 
 def receipts(broadcast: Broadcast) -> dict[str, Any]:
