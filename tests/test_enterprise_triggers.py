@@ -366,3 +366,26 @@ def test_the_enterprise_page_lists_past_triggers_and_visits(world: World) -> Non
     assert case is not None
     body = login("leader").get(f"/alerts/enterprises/{world.drop.pk}/").content.decode()
     assert "已恢复" in body and case.number in body
+
+
+# --- demo layer ----------------------------------------------------------------------------------
+@pytest.mark.django_db
+def test_the_demo_layer_trips_every_trigger_and_is_idempotent() -> None:
+    from zhizhi.alerts import enterprise_demo
+    from zhizhi.geo.models import Region
+
+    call_command("demo_street", seed=42, scale=0.1, stdout=io.StringIO())
+    call_command("load_responsibility_list", stdout=io.StringIO())
+    street = Region.objects.get(level="street", code="330105001")
+    first = enterprise_demo.load(street)
+    assert all(first[name] >= 1 for name in et.TRIGGERS), first
+    assert first["policies"] == 3 and first["touched"] >= 5
+    alarms, cases = Alarm.objects.count(), Case.objects.count()
+    again = enterprise_demo.load(street)
+    assert (again["touched"], again["march_raised"]) == (0, 0)
+    assert (Alarm.objects.count(), Case.objects.count()) == (alarms, cases)
+    wulian = Alarm.objects.get(enterprise__name=enterprise_demo.WULIAN, rule__code="ENT-REVENUE-DROP")
+    assert wulian.status == "active" and wulian.evidence["change_pct"] < -15
+    assert wulian.case is not None and wulian.case.unit.code == "QYFZB"
+    assert wulian.case.status == "finished" and wulian.case.result == enterprise_demo.VISIT_RESULT
+    assert wulian.first_seen_at.month == 4  # raised by the March evaluation, early in April

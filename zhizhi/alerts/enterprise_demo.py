@@ -101,7 +101,7 @@ def load(street: Region) -> dict[str, Any]:
 def _touch(street: Region, ents: Any, latest: dt.date, march: dt.date, today: dt.date) -> int:
     """The data changes that make every trigger trip; returns how many enterprises changed."""
     full = (
-        ents.filter(status="operating", building__isnull=False, tax_region_code=street.code)
+        ents.filter(status="operating", building__isnull=False)
         .annotate(n=Count("tax_records"))
         .filter(n__gte=24)
         .order_by("credit_code")
