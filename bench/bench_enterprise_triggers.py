@@ -124,27 +124,39 @@ def build(n: int, vendor: str, latest: dt.date, today: dt.date) -> None:
         t="TRUE" if vendor == "postgresql" else "1", f="FALSE" if vendor == "postgresql" else "0"
     )
     t0 = time.perf_counter()
+
+    def modulo(sql: str) -> str:  # a literal % next to %s placeholders is written %%
+        return sql.replace(" % ", " %% ")
+
     with transaction.atomic(), connection.cursor() as cur:
         cur.execute(
-            "INSERT INTO enterprises_taxrecord (created_at, updated_at, version, area_path, enterprise_id,"
-            " period, revenue, tax_paid, tax_paid_here)"
-            f" SELECT %s, %s, 1, e.area_path, e.id, m.period, ROUND(CAST({revenue} AS NUMERIC), 2),"
-            f" ROUND(CAST({revenue} * {rate} AS NUMERIC), 2), {here}"
-            f" FROM enterprises_enterprise e CROSS JOIN ({months}) m",
+            modulo(
+                "INSERT INTO enterprises_taxrecord (created_at, updated_at, version, area_path,"
+                " enterprise_id, period, revenue, tax_paid, tax_paid_here)"
+                f" SELECT %s, %s, 1, e.area_path, e.id, m.period, ROUND(CAST({revenue} AS NUMERIC), 2),"
+                f" ROUND(CAST({revenue} * {rate} AS NUMERIC), 2), {here}"
+                f" FROM enterprises_enterprise e CROSS JOIN ({months}) m"
+            ),
             [now, now],
         )
         cur.execute(
-            "INSERT INTO enterprises_executive (created_at, updated_at, version, area_path, enterprise_id,"
-            " name, position, start_date, end_date)"
-            " SELECT %s, %s, 1, e.area_path, e.id, e.legal_representative, 'legal_rep', e.established_on,"
-            " CASE WHEN e.id % 307 = 0 THEN %s END FROM enterprises_enterprise e",
+            modulo(
+                "INSERT INTO enterprises_executive (created_at, updated_at, version, area_path,"
+                " enterprise_id, name, position, start_date, end_date)"
+                " SELECT %s, %s, 1, e.area_path, e.id, e.legal_representative, 'legal_rep',"
+                " e.established_on,"
+                " CASE WHEN e.id % 307 = 0 THEN %s END FROM enterprises_enterprise e"
+            ),
             [now, now, today - dt.timedelta(days=11)],
         )
         cur.execute(
-            "INSERT INTO enterprises_executive (created_at, updated_at, version, area_path, enterprise_id,"
-            " name, position, start_date)"
-            " SELECT %s, %s, 1, e.area_path, e.id, '新法人', 'legal_rep', %s FROM enterprises_enterprise e"
-            " WHERE e.id % 307 = 0",
+            modulo(
+                "INSERT INTO enterprises_executive (created_at, updated_at, version, area_path,"
+                " enterprise_id, name, position, start_date)"
+                " SELECT %s, %s, 1, e.area_path, e.id, '新法人', 'legal_rep', %s"
+                " FROM enterprises_enterprise e"
+                " WHERE e.id % 307 = 0"
+            ),
             [now, now, today - dt.timedelta(days=10)],
         )
     print(f"  {n * 24:,} tax records and {n + n // 307:,} executives in {time.perf_counter() - t0:.1f} s",
