@@ -19,6 +19,7 @@ from zhizhi.alerts.models import Device, Reading
 from zhizhi.alerts.rule_models import Alarm, AlertRule, DeviceRuleOverride
 from zhizhi.models import RevealLog
 from zhizhi.notify.models import OutboxMessage
+from zhizhi.people.models import Person
 from zhizhi.problems import Forbidden, Invalid
 
 CST = dt.timezone(dt.timedelta(hours=8))
@@ -133,6 +134,12 @@ def test_one_sensor_reporting_keeps_the_person_unalarmed(street: Street) -> None
     Device.objects.filter(code="DOOR-B").update(enabled=False)
     assert rules.sweep_silence(LAST + dt.timedelta(hours=8)) == 1  # only DOOR-F counts now: 3 days
     assert Alarm.objects.get().source_key == f"person:{p.pk}"
+    # A resident who moved out is not watched any more, even with a sensor left behind.
+    gone = elder(street, "gone")
+    door(street, "DOOR-G", gone, seen=LAST - dt.timedelta(days=5))
+    Person.objects.filter(pk=gone.pk).update(status="moved_out")
+    assert rules.sweep_silence(LAST + dt.timedelta(hours=9)) == 1
+    assert not Alarm.objects.filter(person=gone).exists()
 
 
 def test_clears_on_a_report_from_any_sensor_but_not_on_an_older_late_reading(street: Street) -> None:

@@ -114,9 +114,11 @@ def sweep_inactivity(rule: AlertRule, now: dt.datetime) -> int:
         for s in CareWatch.objects.filter(silent_seconds__isnull=False).values_list(
             "silent_seconds", flat=True
         )
+        if s is not None
     ]
     cutoff = now - dt.timedelta(seconds=min(windows))
-    devices = Device.objects.filter(enabled=True, watched_person__isnull=False)
+    # Moved out or deceased: nobody to look after (their sensors should be collected, too).
+    devices = Device.objects.filter(enabled=True, watched_person__status="active")
     if rule.device_kind:
         devices = devices.filter(kind=rule.device_kind)
     silent = (

@@ -45,7 +45,7 @@ def _person_or_404(request: HttpRequest, pk: int, action: str = "view") -> Perso
     return get_object_or_404(Person.objects.visible_to(request.user, action).select_related("grid"), pk=pk)
 
 
-def _errors(exc: Invalid) -> list[dict[str, str]]:
+def _errors(exc: Invalid) -> list[dict[str, Any]]:
     return [
         {"field": p.field, "text": problem_text(p), "row": p.row, "column": p.column} for p in exc.problems
     ]
@@ -76,11 +76,12 @@ def care_list(request: HttpRequest) -> HttpResponse:
     every = care.params_for_people(rule, [p.pk for p in people]) if rule is not None else {}
     for person in people:
         params = every.get(person.pk, {})
+        last = person.last  # type: ignore[attr-defined]
         rows.append(
             {
                 "person": person,
                 "window_hours": care.window_seconds(params) / 3600 if rule is not None else None,
-                "silent_hours": round((now - person.last).total_seconds() / 3600, 1) if person.last else None,
+                "silent_hours": round((now - last).total_seconds() / 3600, 1) if last else None,
             }
         )
     return render(
@@ -97,7 +98,7 @@ def care_detail(request: HttpRequest, pk: int) -> HttpResponse:
     if denied:
         return denied
     person = _person_or_404(request, pk)
-    errors: list[dict[str, str]] = []
+    errors: list[dict[str, Any]] = []
     status = 200
     if request.method == "POST":
         if not Person.objects.visible_to(request.user, "change").filter(pk=person.pk).exists():
@@ -186,7 +187,7 @@ def risk_list(request: HttpRequest) -> HttpResponse:
     denied = _denied(request)
     if denied:
         return denied
-    errors: list[dict[str, str]] = []
+    errors: list[dict[str, Any]] = []
     status = 200
     if request.method == "POST":
         try:
@@ -201,8 +202,8 @@ def risk_list(request: HttpRequest) -> HttpResponse:
     return _risk_page(request, errors=errors, status=status)
 
 
-def _risk_page(request: HttpRequest, *, errors: list[dict[str, str]] | None = None, status: int = 200,
-               import_errors: list[dict[str, str]] | None = None) -> HttpResponse:  # fmt: skip
+def _risk_page(request: HttpRequest, *, errors: list[dict[str, Any]] | None = None, status: int = 200,
+               import_errors: list[dict[str, Any]] | None = None) -> HttpResponse:  # fmt: skip
     today = timezone.localdate()
     show_all = request.GET.get("all") == "1"
     qs = RiskArea.objects.all()
@@ -234,7 +235,7 @@ def risk_edit(request: HttpRequest, pk: int) -> HttpResponse:
     if not risk.can_maintain(request.user):
         return forbidden_page(request, "无权维护风险区名单", "You may not maintain the risk-area list")
     area = get_object_or_404(RiskArea, pk=pk)
-    errors: list[dict[str, str]] = []
+    errors: list[dict[str, Any]] = []
     status = 200
     if request.method == "POST":
         if request.POST.get("delete") == "1":
@@ -264,7 +265,7 @@ def risk_import(request: HttpRequest) -> HttpResponse:
         exc = Invalid([Problem("file", "请选择文件", "Choose a file", field="file")])
         return _risk_page(request, import_errors=_errors(exc), status=400)
     try:
-        counts = risk.import_areas(request.user, upload, upload.name)
+        counts = risk.import_areas(request.user, upload, upload.name or "")
     except Forbidden as exc:
         return forbidden_page(request, exc.zh, exc.en)
     except Invalid as exc:
@@ -321,7 +322,7 @@ def risk_person(request: HttpRequest, pk: int) -> HttpResponse:
     if denied:
         return denied
     person = _person_or_404(request, pk)
-    errors: list[dict[str, str]] = []
+    errors: list[dict[str, Any]] = []
     status = 200
     if request.method == "POST":
         try:
