@@ -176,16 +176,21 @@ def check_criteria(criteria: Any) -> dict[str, Any]:
 def ensure_rules() -> dict[str, AlertRule]:
     """The eight rules, created once with their defaults (an admin edits params or disables a rule;
     nothing here overwrites that). Returns the enabled ones by trigger name."""
-    existing = {r.code: r for r in AlertRule.objects.filter(code__in=[t.code for t in TRIGGERS.values()])}
+    existing = set(
+        AlertRule.objects.filter(code__in=[t.code for t in TRIGGERS.values()]).values_list("code", flat=True)
+    )
     for t in TRIGGERS.values():
         if t.code not in existing:
-            existing[t.code] = AlertRule.objects.create(
+            # get_or_create: two first evaluations at once (the task and the command) make one rule.
+            AlertRule.objects.get_or_create(
                 code=t.code,
-                name=f"八必访·{t.zh}",
-                kind=AlertRule.REGISTRY,
-                params={"trigger": t.name, **t.defaults},
-                category_code=t.category,
-                creates_case=True,
+                defaults={
+                    "name": f"八必访·{t.zh}",
+                    "kind": AlertRule.REGISTRY,
+                    "params": {"trigger": t.name, **t.defaults},
+                    "category_code": t.category,
+                    "creates_case": True,
+                },
             )
     out: dict[str, AlertRule] = {}
     for rule in AlertRule.objects.filter(kind=AlertRule.REGISTRY, enabled=True).order_by("code"):
