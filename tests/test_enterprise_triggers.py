@@ -389,3 +389,14 @@ def test_the_demo_layer_trips_every_trigger_and_is_idempotent() -> None:
     assert wulian.case is not None and wulian.case.unit.code == "QYFZB"
     assert wulian.case.status == "finished" and wulian.case.result == enterprise_demo.VISIT_RESULT
     assert wulian.first_seen_at.month == 4  # raised by the March evaluation, early in April
+
+
+def test_support_policies_are_edited_in_the_admin_with_checked_criteria(street: Street) -> None:
+    admin = login("admin")
+    assert admin.get("/admin/alerts/supportpolicy/").status_code == 200
+    bad = admin.post("/admin/alerts/supportpolicy/add/", {
+        "name": "坏政策", "issued_by": "区科技局", "summary": "", "criteria": '{"industries": ["ZZ"]}',
+        "valid_from": "2026-01-01", "active": "on",
+    })  # fmt: skip
+    assert bad.status_code == 200 and "Industries: a list of industry codes" in bad.content.decode()
+    assert not SupportPolicy.objects.exists()

@@ -9,6 +9,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from zhizhi.alerts import services
+from zhizhi.alerts.enterprise_models import SupportPolicy
 from zhizhi.alerts.models import Device, IngestCounter, Reading
 
 
@@ -50,3 +51,11 @@ class IngestCounterAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+# 惠企政策 for the 八必访 policy-match trigger (criteria checked by SupportPolicy.clean, both languages).
+@admin.register(SupportPolicy)
+class SupportPolicyAdmin(admin.ModelAdmin):
+    list_display = ("name", "issued_by", "valid_from", "valid_until", "active")
+    list_filter = ("active", "issued_by")
+    search_fields = ("name", "issued_by")
