@@ -448,9 +448,18 @@ def list_rules() -> list[AlertRule]:
 
 
 @dataclass
+class Return:
+    """The part of a travel record the match needs (read as plain values: many rows, few matches)."""
+
+    pk: int
+    arrived_on: dt.date
+    origin: str
+
+
+@dataclass
 class Match:
     person: Person
-    entries: list[tuple[RiskArea, TravelRecord]] = field(default_factory=list)
+    entries: list[tuple[RiskArea, Return]] = field(default_factory=list)
 
     @property
     def level(self) -> str:
@@ -471,25 +480,30 @@ def matches(
     )
     if person_ids is not None:
         records = records.filter(person_id__in=list(person_ids))
-    out: dict[int, Match] = {}
+    found: dict[int, list[tuple[RiskArea, Return]]] = {}
     # Normalised once: the loop below runs records × areas times.
     names = {area.pk: _norm(area.region_name) for area in areas}
     spans = {area.pk: (area.valid_from - lookback, area.valid_to or day) for area in areas}
-    for record in records.select_related("person", "person__grid").order_by("person_id", "-arrived_on", "pk"):
-        origin = _norm(record.origin or record.person.origin)
+    rows = records.order_by("person_id", "-arrived_on", "pk").values_list(
+        "pk", "person_id", "origin", "origin_code", "arrived_on", "person__origin"
+    )
+    for pk, person_id, origin, code, arrived_on, home in rows.iterator(chunk_size=5000):
+        where = origin or home
+        text = _norm(where)
         for area in areas:
             start, end = spans[area.pk]
-            if not start <= record.arrived_on <= end:
+            if not start <= arrived_on <= end:
                 continue
-            if area.region_code and record.origin_code:
-                hit = record.origin_code.startswith(area.region_code)
+            if area.region_code and code:
+                hit = code.startswith(area.region_code)
             else:
-                hit = bool(names[area.pk]) and names[area.pk] in origin
+                hit = bool(names[area.pk]) and names[area.pk] in text
             if hit:
-                match = out.setdefault(record.person_id, Match(record.person))
-                if all(a.pk != area.pk for a, _ in match.entries):
-                    match.entries.append((area, record))
-    return out
+                entries = found.setdefault(person_id, [])
+                if all(a.pk != area.pk for a, _ in entries):
+                    entries.append((area, Return(pk, arrived_on, where)))
+    people = Person.objects.select_related("grid").in_bulk(list(found))
+    return {pid: Match(people[pid], entries) for pid, entries in found.items() if pid in people}
 
 
 def _evidence(match: Match) -> dict[str, Any]:
@@ -502,7 +516,7 @@ def _evidence(match: Match) -> dict[str, Any]:
                 "valid_from": a.valid_from.isoformat(),
                 "valid_to": a.valid_to.isoformat() if a.valid_to else "",
                 "arrived_on": r.arrived_on.isoformat(),
-                "origin": r.origin or match.person.origin,
+                "origin": r.origin,
             }
             for a, r in sorted(match.entries, key=lambda e: e[0].pk)
         ]
@@ -530,10 +544,20 @@ def run(now: dt.datetime | None = None, *, person_ids: Iterable[int] | None = No
                 active_qs = active_qs.filter(source_key__in=[f"person:{i}" for i in ids])
             active = {a.source_key: a for a in active_qs.order_by("pk")}
             pushed: list[Alarm] = []
+            still: list[int] = []
             for person_id, match in sorted(found.items()):
                 key = f"person:{person_id}"
                 severity = severity_of.get(match.level, "minor")
                 before = active.pop(key, None)
+                evidence = _evidence(match)
+                if (
+                    before is not None
+                    and before.holding
+                    and before.severity == severity
+                    and before.evidence == evidence
+                ):
+                    still.append(before.pk)  # nothing changed: only "last seen", in one update below
+                    continue
                 names = "、".join(f"{a.region_name}（{a.get_level_display()}）" for a, _ in match.entries)
                 alarm = alarms.raise_or_update(
                     rule,
@@ -543,7 +567,7 @@ def run(now: dt.datetime | None = None, *, person_ids: Iterable[int] | None = No
                     area_path=match.person.area_path,
                     note=names[:300],
                     title=f"{match.person.name}：近期来自风险区 {names}"[:200],
-                    evidence=_evidence(match),
+                    evidence=evidence,
                     person=match.person,
                 )
                 if before is None:
@@ -553,6 +577,9 @@ def run(now: dt.datetime | None = None, *, person_ids: Iterable[int] | None = No
                     counts["updated"] += 1
                     if alarms.RANK.get(severity, 0) > alarms.RANK.get(before.severity, 0):
                         pushed.append(alarm)  # the area was raised to a higher level
+            if still:
+                Alarm.objects.filter(pk__in=still, last_seen_at__lt=now).update(last_seen_at=now)
+                counts["updated"] += len(still)
             for alarm in active.values():
                 alarms.clear(alarm, at=now, note="不再匹配风险区名单（到期、撤销或返回记录变更）")
                 counts["cleared"] += 1
@@ -579,10 +606,14 @@ def push(raised: list[Alarm], now: dt.datetime) -> int:
     from zhizhi.notify.services import notify_user
 
     by_user: dict[int, tuple[Any, list[Alarm]]] = {}
+    by_grid: dict[int | None, list[Any]] = {}
     for alarm in raised:
         if alarm.person is None:
             continue
-        for user in recipients_for(alarm.person):
+        grid_id = alarm.person.grid_id
+        if grid_id not in by_grid:
+            by_grid[grid_id] = recipients_for(alarm.person)
+        for user in by_grid[grid_id]:
             by_user.setdefault(user.pk, (user, []))[1].append(alarm)
     stamp = now.replace(microsecond=0)
     since = (stamp - dt.timedelta(seconds=1)).isoformat()
