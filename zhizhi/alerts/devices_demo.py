@@ -251,8 +251,12 @@ def ensure_devices(street: Region) -> int:
             industry="H", status__in=["operating", "active"], building__grid__path__startswith=street.path
         )
         .select_related("building", "grid")
-        .order_by("credit_code")[: FUME_COUNT * 4]
+        .order_by("credit_code")
     )
+    # Restaurants (餐饮) rather than hotels when there are enough of them (both are industry H).
+    catering = [e for e in restaurants if "餐饮" in e.name]
+    if len(catering) >= FUME_COUNT:
+        restaurants = catering
     if restaurants:
         for i, ent in enumerate(_spread(restaurants, FUME_COUNT), start=1):
             b = ent.building

@@ -131,6 +131,11 @@ class Command(BaseCommand):
             # One batch per device, within the ingestion rate limit (ZHIZHI_DEVICE_RATE_PER_MINUTE).
             since = end - dt.timedelta(minutes=options["window"])
             samples = [s for s in samples if s.at > since]
+            if not samples:
+                self.stdout.write(
+                    f"{scenario}: 最近 {options['window']:g} 分钟没有读数 / nothing in the last window"
+                )
+                return
         origin = samples[0].at
         removed = self._make_room({s.device for s in samples}, origin)
         sink = self._sink(options, devices)
