@@ -250,11 +250,11 @@ def test_each_role_gets_its_dashboard_in_its_own_area(screen_data: CaseMaker) ->
     leader = client_for(street, "leader").get("/cockpit/dashboard/")
     assert leader.status_code == 200 and leader.context["role"] == "leader"
     assert leader.templates[0].name == "cockpit/dashboard_leader.html"
-    assert {i["code"]: i["value"] for i in leader.context["board"]["indicators"]} == {
-        "open_cases": 3,
-        "reported_today": 3,
-    }
-    assert 'data-trend="/api/v1/cockpit/trend/open_cases' in leader.content.decode()
+    assert leader.context["scene"] == "overview"
+    assert {i["code"]: i["value"] for i in leader.context["board"]["indicators"]} == {"reported_today": 3}
+    safety = client_for(street, "leader").get("/cockpit/dashboard/?scene=safety")
+    assert {i["code"]: i["value"] for i in safety.context["board"]["indicators"]} == {"open_cases": 3}
+    assert 'data-trend="/api/v1/cockpit/trend/open_cases' in safety.content.decode()
     assert "驾驶舱" in leader.content.decode()  # the nav link of a leader
 
     dispatcher = client_for(street, "dispatcher").get("/cockpit/dashboard/")

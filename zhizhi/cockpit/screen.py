@@ -36,6 +36,9 @@ OPEN_STATUSES = (
     "finished",
     "unsatisfied",
 )
+# A department's own work: dispatched to it and not yet finished (registration and verification are the
+# command centre's).
+UNIT_OPEN_STATUSES = ("dispatched", "returned", "handling", "extension_pending", "deferred", "unsatisfied")
 SEVERITY_ZH = {"info": "提示", "minor": "一般", "major": "重要", "critical": "紧急"}
 ALARM_KINDS = {
     "raised": "告警",
@@ -272,13 +275,12 @@ def intake_by_channel(user: Any, region: Region, days: int = 30) -> list[dict[st
     ]
 
 
-def case_counts(qs: QuerySet[Case]) -> dict[str, int]:
-    today = clock.today()
-    start = dt.datetime.combine(today, dt.time.min, tzinfo=clock.now().tzinfo)
+def case_counts(qs: QuerySet[Case], open_statuses: tuple[str, ...] = OPEN_STATUSES) -> dict[str, int]:
+    start = timezone.localtime(clock.now()).replace(hour=0, minute=0, second=0, microsecond=0)
     return qs.aggregate(
-        open=Count("pk", filter=Q(status__in=OPEN_STATUSES)),
-        overdue=Count("pk", filter=Q(status__in=OPEN_STATUSES, overdue=True)),
-        yellow=Count("pk", filter=Q(status__in=OPEN_STATUSES, sla_level="yellow")),
+        open=Count("pk", filter=Q(status__in=open_statuses)),
+        overdue=Count("pk", filter=Q(status__in=open_statuses, overdue=True)),
+        yellow=Count("pk", filter=Q(status__in=open_statuses, sla_level="yellow")),
         today=Count("pk", filter=Q(reported_at__gte=start)),
         waiting=Count("pk", filter=Q(status__in=("reported", "registered", "returned"))),
     )
@@ -312,12 +314,12 @@ def department_figures(user: Any) -> dict[str, Any]:
     )
     return {
         "unit": user.org_unit,
-        "counts": case_counts(Case.objects.filter(pk__in=qs.values("pk"))),
+        "counts": case_counts(Case.objects.filter(pk__in=qs.values("pk")), UNIT_OPEN_STATUSES),
         "by_status": [
             {"status": r["status"], "name": labels.get(r["status"], ""), "n": r["n"]} for r in by_status
         ],
         "cases": list(
-            Case.objects.filter(pk__in=qs.values("pk"), status__in=OPEN_STATUSES)
+            Case.objects.filter(pk__in=qs.values("pk"), status__in=UNIT_OPEN_STATUSES)
             .select_related("category")
             .order_by("-overdue", "stage_due_at", "-pk")[:15]
         ),

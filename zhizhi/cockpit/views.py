@@ -66,7 +66,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     role = screen.dashboard_role(user)
     ctx: dict[str, Any] = {"region": region, "role": role, "title": "看板"}
     if role == "leader":
-        ctx["board"] = screen.screen_board(user, region)
+        ctx["scene"] = _scene(request)
+        ctx["board"] = screen.screen_board(user, region, ctx["scene"])
         ctx["scenes"] = screen.scenes()
     elif role == "dispatcher":
         ctx["figures"] = screen.dispatcher_figures(user, region)
