@@ -75,6 +75,14 @@ def test_board_lists_only_alarms_in_the_readers_area(street: Street) -> None:
     # The htmx refresh of the rows is scoped the same way.
     rows = client_for(street, "grid_b1").get("/alerts/rows/").content.decode()
     assert f'id="alarm-{other.pk}"' in rows and f'id="alarm-{mine.pk}"' not in rows
+    # A live event's refresh asks for the changed alarms only: the other grid's alarm is not given out.
+    changed = client_for(street, "grid_b1").get(f"/alerts/rows/?ids={mine.pk},{other.pk}")
+    assert re.findall(r'id="alarm-(\d+)"', changed.content.decode()) == [str(other.pk)]
+    assert json.loads(changed["X-Severity-Counts"]) == {"major": 1}
+    filtered = client_for(street, "leader").get(
+        f"/alerts/rows/?ids={mine.pk},{other.pk}&community=330105001001"
+    )
+    assert re.findall(r'id="alarm-(\d+)"', filtered.content.decode()) == [str(mine.pk)]
 
 
 def test_an_alarm_outside_the_area_is_a_404_and_residents_are_refused(street: Street) -> None:

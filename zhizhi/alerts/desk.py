@@ -112,7 +112,9 @@ def can_override(user: Any, device: Device) -> bool:
 def board_alarms(user: Any, filters: dict[str, str]) -> QuerySet[Alarm]:
     """Active alarms and those cleared in the last 24 h, filtered as the board's form says:
     severity, rule_kind, device_kind, community (region code), ack ("yes"/"no"), status."""
-    qs = alarms_visible_to(user).select_related("rule", "device", "enterprise", "person", "case")
+    qs = alarms_visible_to(user).select_related(
+        "rule", "device", "enterprise", "person", "case", "acknowledged_by"
+    )
     status = filters.get("status", "")
     if status == Alarm.ACTIVE:
         qs = qs.filter(status=Alarm.ACTIVE)
@@ -139,6 +141,12 @@ def board_alarms(user: Any, filters: dict[str, str]) -> QuerySet[Alarm]:
         qs = qs.filter(acknowledged_at__isnull=True)
     # Active first, the most severe first, then the latest.
     return qs.order_by("status", "-last_seen_at", "-id")
+
+
+def severity_counts(user: Any) -> dict[str, int]:
+    """Active alarms the user sees, by severity (the board's chips)."""
+    rows = alarms_visible_to(user).filter(status=Alarm.ACTIVE).values("severity").annotate(n=Count("id"))
+    return {r["severity"]: r["n"] for r in rows.order_by()}
 
 
 def sort_by_severity(rows: list[Alarm]) -> list[Alarm]:

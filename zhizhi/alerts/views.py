@@ -52,14 +52,7 @@ def board(request: HttpRequest) -> HttpResponse:
     from zhizhi.geo.models import Region
 
     rows = _board_rows(request)
-    counts = {
-        r["severity"]: r["n"]
-        for r in desk.alarms_visible_to(request.user)
-        .filter(status=Alarm.ACTIVE)
-        .values("severity")
-        .annotate(n=Count("id"))
-        .order_by()
-    }
+    counts = desk.severity_counts(request.user)
     return render(
         request,
         "alerts/board.html",
@@ -81,11 +74,21 @@ def board(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def board_rows(request: HttpRequest) -> HttpResponse:
-    """The board's table body (htmx refresh on a live event), same filters as the page."""
+    """The board's table body with the page's filters; with `ids`, only those alarms' rows (what a live
+    event changed), so an event costs the board a few rows, not the whole table."""
     denied = _denied(request)
     if denied:
         return denied
-    return render(request, "alerts/_rows.html", {"rows": _board_rows(request)})
+    ids = [int(n) for n in request.GET.get("ids", "").split(",") if n.strip().isdigit()][:100]
+    if ids:
+        # A live event names the alarms that changed: only their rows (absent = no longer matches).
+        qs = desk.board_alarms(request.user, _filters(request)).filter(pk__in=ids)
+        rows = desk.sort_by_severity(list(qs))
+    else:
+        rows = _board_rows(request)
+    response = render(request, "alerts/_rows.html", {"rows": rows})
+    response["X-Severity-Counts"] = json.dumps(desk.severity_counts(request.user))
+    return response
 
 
 @login_required

@@ -1,6 +1,8 @@
-/* The alarm board, live: an EventSource on /alerts/stream/ (channel "alarm"); each event refreshes the
-   table body through htmx with the page's own filters, then flashes the rows that changed. Several
-   events in a burst cause one refresh. The browser reconnects by itself with Last-Event-ID. */
+/* The alarm board, live: an EventSource on /alerts/stream/ (channel "alarm"). Each event names the alarm
+   that changed; after a short pause (a burst of events makes one request) the board fetches just those
+   rows with the page's own filters and puts each in place: replaced, added on top, or removed when it no
+   longer matches. The severity chips follow from the answer's X-Severity-Counts. The browser reconnects
+   by itself with Last-Event-ID, so nothing is missed. */
 (function () {
   "use strict";
   function start() {
@@ -11,26 +13,64 @@
     const changed = new Set();
     let timer = null;
     let received = 0;
-    function refresh() {
-      timer = null;
-      const url = body.dataset.rowsUrl + window.location.search;
-      htmx.ajax("GET", url, { target: "#alarm-rows", swap: "innerHTML" }).then(() => {
-        changed.forEach((id) => {
-          const row = document.getElementById("alarm-" + id);
-          if (row) row.classList.add("flash");
-        });
-        changed.clear();
-        body.dataset.refreshed = String(received);
+
+    function counts(header) {
+      if (!header) return;
+      const bySeverity = JSON.parse(header);
+      document.querySelectorAll("[data-severity-count]").forEach((chip) => {
+        const strong = chip.querySelector("strong");
+        if (strong) strong.textContent = String(bySeverity[chip.dataset.severityCount] || 0);
       });
     }
+
+    function place(ids, html) {
+      const holder = document.createElement("tbody");
+      holder.innerHTML = html;
+      ids.forEach((id) => {
+        const fresh = holder.querySelector("#alarm-" + id);
+        const old = document.getElementById("alarm-" + id);
+        if (fresh) {
+          fresh.classList.add("flash");
+          if (old) old.replaceWith(fresh);
+          else body.insertBefore(fresh, body.firstChild);
+        } else if (old) {
+          old.remove();
+        }
+      });
+      const empty = body.querySelector("tr.empty");
+      if (empty && body.querySelector("tr.alarm-row")) empty.remove();
+      if (window.htmx) htmx.process(body);  // the acknowledge buttons of the new rows
+    }
+
+    function refresh() {
+      timer = null;
+      const ids = Array.from(changed);
+      changed.clear();
+      const query = new URLSearchParams(window.location.search);
+      query.set("ids", ids.join(","));
+      fetch(body.dataset.rowsUrl + "?" + query.toString(), { credentials: "same-origin", headers: { "HX-Request": "true" } })
+        .then((r) => (r.ok ? r.text().then((html) => ({ html, counts: r.headers.get("X-Severity-Counts") })) : null))
+        .then((answer) => {
+          if (!answer) return;
+          place(ids, answer.html);
+          counts(answer.counts);
+          body.dataset.refreshed = String(received);
+        });
+    }
+
     const source = new EventSource(board.dataset.stream + "?after=" + encodeURIComponent(board.dataset.after || "0"));
     source.addEventListener("open", () => { if (dot) dot.dataset.state = "open"; });
     source.addEventListener("error", () => { if (dot) dot.dataset.state = "error"; });
     source.addEventListener("alarm", (event) => {
       received += 1;
+      let id = null;
       try {
-        changed.add(JSON.parse(event.data).id);
-      } catch (e) { /* a malformed frame still triggers a refresh */ }
+        id = JSON.parse(event.data).id;
+      } catch (e) {
+        return;
+      }
+      if (id == null) return;
+      changed.add(id);
       if (!timer) timer = setTimeout(refresh, 300);
     });
     window.addEventListener("beforeunload", () => source.close());
