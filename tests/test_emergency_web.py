@@ -109,6 +109,25 @@ def test_workers_see_their_tasks_and_mark_them_from_the_phone(street: Street) ->
     )
     answer = phone.post(f"/emergency/tasks/{task.pk}/mark/", {"status": "gone"}, **HX)
     assert answer.status_code == 400
+    # Calling a household: the worker reveals a resident's phone of their own task (logged), not another's.
+    resident = next(
+        p
+        for p in street.people.values()
+        if p.status == "active" and p.residencies.filter(house=task.house).exists()
+    )
+    shown = phone.post(f"/emergency/{incident.pk}/reveal/", {"person": resident.pk}, **HX)
+    assert shown.status_code == 200 and f"tel:{resident.decrypt_sensitive('phone')}" in shown.content.decode()
+    assert (
+        RevealLog.objects.filter(
+            actor=street.users["grid_a1"], purpose=f"emergency {incident.number}"
+        ).count()
+        == 1
+    )
+    b1_resident = street.people["b1_101"]
+    assert (
+        phone.post(f"/emergency/{incident.pk}/reveal/", {"person": b1_resident.pk}, **HX).status_code == 403
+    )
+    assert 'id="area-totals"' in login("dispatcher").get(f"/emergency/{incident.pk}/").content.decode()
     # The board's stream carries the mark with the new counts.
     stream = login("leader").get(f"/emergency/{incident.pk}/events/?once=1&after=0")
     body = b"".join(stream.streaming_content).decode()  # type: ignore[attr-defined]
