@@ -399,3 +399,18 @@ def test_a_silent_device_charts_the_day_before_its_last_report(street: Street) -
     assert [v for _, v in series] == [1.0, 0.9]  # the reading 25 h before the last is outside
     assert "最后上报前24小时读数" in html
     assert 'data-state="offline"' in html
+
+
+def test_alarm_page_shows_evidence_and_the_linked_case_and_subject(street: Street) -> None:
+    rule = AlertRule.objects.create(code="LIST", name="名单比对", kind="list_match")
+    person = street.person("old", grid="A1", house="A1-1-101", name="张老伯")
+    evidence = {"revenue_wan": 7.5, "entries": [{"region": "某市某区", "level": "高"}], "months": {"a": 1}}
+    where = {"area_path": person.area_path, "person": person, "title": "名单命中"}
+    alarm = alarms.raise_or_update(
+        rule, f"person:{person.pk}", "major", at=clock.now(), evidence=evidence, **where
+    )
+    html = client_for(street, "grid_a1").get(f"/alerts/alarms/{alarm.pk}/").content.decode()
+    assert "<th>region</th>" in html and "<td>某市某区</td>" in html  # a list of records is a table
+    assert "revenue_wan" in html and "7.5" in html and '{"a": 1}' in html.replace("&quot;", '"')
+    assert f"/r/people.person/{person.pk}/" in html and "名单命中" in html
+    assert client_for(street, "grid_b1").get(f"/alerts/alarms/{alarm.pk}/").status_code == 404

@@ -108,6 +108,24 @@ def _alarm_or_404(request: HttpRequest, pk: int) -> Alarm:
         raise Http404("no such alarm") from None
 
 
+def evidence_rows(evidence: Any) -> list[dict[str, Any]]:
+    """The alarm's evidence for the page: plain values as text, a list of records as a small table
+    (e.g. the matched risk-area entries), anything else as JSON."""
+    if not isinstance(evidence, dict):
+        return [{"key": "", "text": json.dumps(evidence, ensure_ascii=False)}] if evidence else []
+    rows: list[dict[str, Any]] = []
+    for key, value in sorted(evidence.items()):
+        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            columns = list(dict.fromkeys(k for v in value for k in v))
+            table = [[v.get(c, "") for c in columns] for v in value]
+            rows.append({"key": key, "columns": columns, "table": table})
+        elif isinstance(value, dict | list):
+            rows.append({"key": key, "text": json.dumps(value, ensure_ascii=False)})
+        else:
+            rows.append({"key": key, "text": value})
+    return rows
+
+
 @login_required
 def alarm_detail(request: HttpRequest, pk: int) -> HttpResponse:
     denied = _denied(request)
@@ -124,7 +142,7 @@ def alarm_detail(request: HttpRequest, pk: int) -> HttpResponse:
         {
             "alarm": alarm,
             "events": events,
-            "evidence": sorted((alarm.evidence or {}).items()),
+            "evidence": evidence_rows(alarm.evidence),
         },
     )
 
