@@ -208,6 +208,7 @@ def test_upload_page_imports_or_lists_every_problem(loop: CaseMaker) -> None:
     with clock.frozen_at(NOON):
         ok = client.post("/intake/police110/", {"file": SimpleUploadedFile("feed.csv", SAMPLE.read_bytes())})
     assert ok.status_code == 200 and 'id="import-result"' in ok.content.decode()
+    assert ok.content.decode().count("J33010520261123000") == 4  # the recent calls, with their cases
     assert Case.objects.filter(channel="police110").count() == 4
 
 
@@ -222,3 +223,20 @@ def test_demo_layer_imports_two_days_of_calls_once(loop: CaseMaker) -> None:
     days = police110.counts_by_day(dt.date(2026, 11, 22), dt.date(2026, 11, 23))
     assert days[dt.date(2026, 11, 22)] == police110_demo.PER_DAY and sum(days.values()) == first["created"]
     assert Case.objects.filter(channel="police110").count() == first["created"]
+
+
+def test_recent_calls_are_area_scoped(loop: CaseMaker) -> None:
+    from zhizhi.orgs.services import create_staff
+
+    run(loop, SAMPLE.read_bytes())
+    desk_a = create_staff(
+        username="desk_a",
+        full_name="A社区坐席",
+        role="dispatcher",
+        password="pass-1234",
+        regions=[loop.street.communities["A"]],
+    )
+    everyone = {m.external_id for m in police110.recent_calls(loop.user("dispatcher"))}
+    mine = {m.external_id for m in police110.recent_calls(desk_a)}
+    assert everyone == {f"J33010520261123000{i}" for i in range(1, 5)}
+    assert mine == {"J330105202611230001", "J330105202611230002"}  # the calls located in community A

@@ -414,3 +414,15 @@ def counts_by_day(since: dt.date, until: dt.date) -> dict[dt.date, int]:
         day = timezone.localtime(at).date()
         out[day] = out.get(day, 0) + 1
     return out
+
+
+def recent_calls(user: Any, limit: int = 20) -> list[ChannelMessage]:
+    """The latest imported calls whose cases `user` may see, newest call first."""
+    from zhizhi.cases.models import Case
+
+    visible = Case.objects.visible_to(user, "view").filter(channel=CHANNEL).values("pk")
+    return list(
+        ChannelMessage.objects.filter(channel=CHANNEL, case__in=visible)
+        .select_related("case")
+        .order_by("-received_at", "-id")[:limit]
+    )

@@ -44,6 +44,7 @@ def import_page(request: HttpRequest) -> HttpResponse:
             "result": result,
             "dry_run": request.POST.get("dry_run") == "1",
             "columns": columns,
+            "recent": police110.recent_calls(user),
         },
         status=status,
     )
