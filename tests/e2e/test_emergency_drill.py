@@ -15,6 +15,7 @@ from tests.factories import build_street
 from tests.test_emergency import populate
 from zhizhi import live
 from zhizhi.cockpit.emergency.models import EvacuationTask, HelpRequest, Incident
+from zhizhi.intake.models import Camera
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -62,6 +63,15 @@ def test_drill_from_declaring_to_the_last_household(
     monkeypatch.setattr(live, "HEARTBEAT_SECONDS", 0.2)
     street = build_street()
     populate(street)
+    a1 = street.buildings["A1"]
+    Camera.objects.create(
+        code="CAM-A1",
+        name="A1楼下",
+        lng=a1.lng + 0.0001,
+        lat=a1.lat,
+        snapshot_url="/static/emergency/demo-snapshot.svg",
+        stream_url="rtsp://video.example.invalid/a1",
+    )
     base = live_server.url
 
     # The command centre picks A1's and A2's buildings on the map and declares.
@@ -84,6 +94,11 @@ def test_drill_from_declaring_to_the_last_household(
     page.wait_for_selector("#board-map[data-ready='1']")
     page.wait_for_selector('#board[data-live="open"]', timeout=5000)
     page.evaluate("window.__sameBoard = true")  # gone if the page reloads
+    # The camera at the scene opens with one click.
+    page.click(".camera-open >> text=A1楼下")
+    page.wait_for_selector("#camera-panel:not([hidden])")
+    assert page.get_attribute("#camera-snapshot", "src").endswith("demo-snapshot.svg")
+    assert page.inner_text("#camera-stream") == "rtsp://video.example.invalid/a1"
 
     workers = {
         t.assignee.username
