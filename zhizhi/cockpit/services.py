@@ -222,7 +222,7 @@ def _windowed(
     for k in range(n_days):
         day = first + dt.timedelta(days=k)
         if kind == sources.SNAPSHOT:
-            known = day == span.last and cutoff - min(end_of(day), cutoff) <= SNAPSHOT_GRACE
+            known = day == span.last and clock.now() - end_of(day) <= SNAPSHOT_GRACE
             bounds.append((width - 1, width - 1) if known else None)
             continue
         if kind == sources.STOCK:
@@ -398,11 +398,16 @@ def _base(
 
 
 def _deltable(ind: Indicator) -> bool:
+    """Whether today's figure may be taken from yesterday's rollup: not for snapshots, nor for
+    registers whose rows are routinely entered with a past date (a resident living there since
+    2010, last month's tax), which yesterday's rollup could not have counted."""
     if ind.stale_since is not None:
         return False
     num, den = _parts(ind)
     return all(
-        p.source.kind != sources.SNAPSHOT and p.window in DELTA_WINDOWS for p in (num, den) if p is not None
+        p.source.kind != sources.SNAPSHOT and not p.source.backdated and p.window in DELTA_WINDOWS
+        for p in (num, den)
+        if p is not None
     )
 
 

@@ -117,6 +117,9 @@ class Source:
     defaults: dict[str, Any] = field(default_factory=dict)
     # Whether `compute` honours `group` (adds the grouped columns to its GROUP BY).
     groupable: bool = True
+    # Rows routinely entered with a date in the past (registers, monthly tax): today's figure is
+    # then computed from raw rows, not from yesterday's rollup plus today's changes.
+    backdated: bool = False
 
     @property
     def windows(self) -> tuple[str, ...]:
@@ -560,9 +563,19 @@ def houses(params: dict[str, Any], measure: str, span: Span, group: Group) -> It
             yield row["area_path"], day, row["n"], 0.0, tuple(row[g] for g in group)
 
 
-register(Source("residents", "实有人口", "residents", STOCK, residents))
-register(Source("care.people", "重点人群", "people of special care", STOCK, care_people, groupable=False))
-register(Source("houses", "实有房屋", "houses", STOCK, houses))
+register(Source("residents", "实有人口", "residents", STOCK, residents, backdated=True))
+register(
+    Source(
+        "care.people",
+        "重点人群",
+        "people of special care",
+        STOCK,
+        care_people,
+        groupable=False,
+        backdated=True,
+    )
+)
+register(Source("houses", "实有房屋", "houses", STOCK, houses, backdated=True))
 
 
 # --- enterprises and tax -----------------------------------------------------------------------
@@ -615,9 +628,17 @@ def tax(params: dict[str, Any], measure: str, span: Span, group: Group) -> Itera
 
 
 register(
-    Source("enterprises", "企业", "enterprises", STOCK, enterprises, defaults={"status": LIVE_ENTERPRISE})
+    Source(
+        "enterprises",
+        "企业",
+        "enterprises",
+        STOCK,
+        enterprises,
+        defaults={"status": LIVE_ENTERPRISE},
+        backdated=True,
+    )
 )
-register(Source("enterprises.new", "新设企业", "new enterprises", FLOW, enterprises_new))
+register(Source("enterprises.new", "新设企业", "new enterprises", FLOW, enterprises_new, backdated=True))
 register(
     Source(
         "tax",
@@ -625,6 +646,7 @@ register(
         "tax and revenue",
         FLOW,
         tax,
+        backdated=True,
         measures={"tax_paid": "纳税额(万元)", "revenue": "营业收入(万元)"},
     )
 )
