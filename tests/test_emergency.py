@@ -325,6 +325,14 @@ def test_marks_are_idempotent_scoped_and_raise_help(street: Street) -> None:
     services.mark_task(worker, task.pk, "evacuated", request_id="m-2")  # a double tap
     services.mark_task(worker, task.pk, "evacuated", request_id="m-1")  # a retried request
     assert IncidentEvent.objects.filter(incident=incident, kind="marked").count() == 1
+    # Another household's mark that happens to carry the same request id is not lost.
+    neighbour = EvacuationTask.objects.filter(
+        incident=incident, grid=street.grids["A1"], status="pending"
+    ).last()
+    assert neighbour is not None
+    services.mark_task(worker, neighbour.pk, "not_home", request_id="m-1")
+    neighbour.refresh_from_db()
+    assert neighbour.status == "not_home"
     task.refresh_from_db()
     assert task.status == "evacuated" and task.marked_by == worker and task.marked_at is not None
     # Another grid's worker: 403 in both languages, nothing changes.
@@ -351,14 +359,14 @@ def test_marks_are_idempotent_scoped_and_raise_help(street: Street) -> None:
     assert inbox.count() == 1 and "需要协助" in inbox.first().subject  # type: ignore[union-attr]
     event = LiveEvent.objects.filter(channel="emergency").order_by("-pk").first()
     assert event is not None and event.payload["help"]["note"] == "卧床老人需担架"
-    assert event.payload["households_done"] == 1 and event.payload["households_total"] == 5
+    assert event.payload["households_done"] == 2 and event.payload["households_total"] == 5
     assert event.area_path == street.grids["A1"].path
     # Once helped out, the household closes and the help request with it.
     services.mark_task(worker, helpme.pk, "evacuated")
     item.refresh_from_db()
     assert item.resolved_at is not None and item.resolved_by == worker
     counts = services.board_counts(incident)
-    assert (counts["households_done"], counts["needs_help"]) == (2, 0)
+    assert (counts["households_done"], counts["needs_help"]) == (3, 0)
 
 
 def test_every_outcome_and_vulnerable_progress(street: Street) -> None:

@@ -298,28 +298,32 @@ def declare_incident(
     if not title:
         label = dict(Incident.KINDS).get(kind, "")
         title = f"{location or street.name}{label}"[:100]
-    try:
-        with transaction.atomic():
-            return _create(
-                actor,
-                street=street,
-                kind=kind,
-                title=title,
-                occurred_at=moment,
-                location=location,
-                point=point,
-                note=note,
-                area=area,
-                building_ids=building_ids_in,
-                request_id=request_id,
-            )
-    except IntegrityError:
-        # A concurrent retry with the same request id won the race: answer with its incident.
-        if request_id:
-            existing = Incident.objects.filter(request_id=request_id).first()
-            if existing is not None:
-                return Declared(existing, False)
-        raise
+    for attempt in range(3):
+        try:
+            with transaction.atomic():
+                return _create(
+                    actor,
+                    street=street,
+                    kind=kind,
+                    title=title,
+                    occurred_at=moment,
+                    location=location,
+                    point=point,
+                    note=note,
+                    area=area,
+                    building_ids=building_ids_in,
+                    request_id=request_id,
+                )
+        except IntegrityError:
+            # A concurrent retry with the same request id won the race: answer with its incident.
+            if request_id:
+                existing = Incident.objects.filter(request_id=request_id).first()
+                if existing is not None:
+                    return Declared(existing, False)
+            # Otherwise two declarations took the same number at once: take the next one.
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _next_number(day: dt.date) -> str:
@@ -1053,7 +1057,9 @@ def mark_task(
         incident = task.incident
         if incident.status != Incident.ACTIVE:
             raise Invalid([_problem("incident_closed", "应急事件已结束", "The incident is closed", "status")])
-        if request_id and IncidentEvent.objects.filter(request_id=request_id).exists():
+        # A client's request id counts for this task only (another task's id never hides a mark).
+        event_key = f"mark:{task.pk}:{request_id[:40]}" if request_id else None
+        if event_key and IncidentEvent.objects.filter(request_id=event_key).exists():
             return task
         if task.status == status:
             return task  # the same mark again (a double tap, a retried request): nothing new
@@ -1073,7 +1079,7 @@ def mark_task(
             task=task,
             text=f"{where}：{OUTCOME_LABELS[status]}",
             data={"from": before, "to": status, "note": task.note},
-            request_id=request_id or None,
+            request_id=event_key,
         )
         help_item = None
         if status == "needs_help":
