@@ -440,17 +440,18 @@ def receipts(broadcast: Broadcast) -> dict[str, Any]:
     total = rows.count()
     delivered = rows.filter(delivered_at__isnull=False).count()
     read = rows.filter(read_at__isnull=False).count()
+    # Plain rows, not model instances: thousands of unread people cost a fraction of the time.
     unread_users = [
         {
-            "id": r.user_id,
-            "username": r.user.username,
-            "name": str(r.user),
-            "unit": r.user.org_unit.name if r.user.org_unit_id and r.user.org_unit else "",
-            "delivered": r.delivered_at is not None,
+            "id": uid,
+            "username": username,
+            "name": full_name or username,
+            "unit": unit or "",
+            "delivered": at is not None,
         }
-        for r in rows.filter(read_at__isnull=True)
-        .select_related("user", "user__org_unit")
+        for uid, username, full_name, unit, at in rows.filter(read_at__isnull=True)
         .order_by("user_id")
+        .values_list("user_id", "user__username", "user__full_name", "user__org_unit__name", "delivered_at")
     ]
     by_channel: dict[str, dict[str, int]] = {}
     for channel in broadcast.channels:
