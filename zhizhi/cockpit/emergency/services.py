@@ -625,18 +625,23 @@ TASK_COLUMNS = (
 
 
 def insert_tasks(rows: list[tuple[Any, ...]]) -> None:
-    """Task rows (values in TASK_COLUMNS order) by one prepared INSERT run over all rows: building
-    thousands of model instances and compiling bulk_create batches cost more than the database."""
+    """Task rows (values in TASK_COLUMNS order) by multi-row INSERTs of up to 1,000 rows: building
+    thousands of model instances and compiling bulk_create batches cost more than the database, and
+    one statement per row costs a round trip each on PostgreSQL."""
     if not rows:
         return
     qn = connection.ops.quote_name
+    width = len(TASK_COLUMNS)
+    limit = connection.features.max_query_params or 65535
+    chunk = max(1, min(1000, limit // width))
     # Table and column names are the model's own; every value is a parameter.
-    sql = (
-        f"INSERT INTO {qn(EvacuationTask._meta.db_table)} ({', '.join(qn(c) for c in TASK_COLUMNS)}) "  # noqa: S608
-        f"VALUES ({', '.join(['%s'] * len(TASK_COLUMNS))})"
-    )
+    table, columns = qn(EvacuationTask._meta.db_table), ", ".join(qn(c) for c in TASK_COLUMNS)
+    head = f"INSERT INTO {table} ({columns}) VALUES "  # noqa: S608
+    one = "(" + ", ".join(["%s"] * width) + ")"
     with connection.cursor() as cursor:
-        cursor.executemany(sql, rows)
+        for start in range(0, len(rows), chunk):
+            part = rows[start : start + chunk]
+            cursor.execute(head + ", ".join([one] * len(part)), [v for row in part for v in row])
 
 
 def _bulk_outbox(rows: list[OutboxMessage]) -> None:
