@@ -238,12 +238,33 @@ def test_rerun_is_idempotent_and_conditions_that_end_clear(world: World) -> None
     later = evaluate(at=dt.datetime(2026, 5, 30, 10, 0, tzinfo=dt.UTC), month="2026-03")
     assert later["as_of"] == "2026-03-31"  # a past month's windows end with the month
     later = evaluate(at=dt.datetime(2026, 5, 30, 10, 0, tzinfo=dt.UTC))
-    assert later["month"] == "2026-04"
-    assert set(active()) == {"ENT-TAX-HERE-NOT-PRESENT", "ENT-PRESENT-TAX-ELSEWHERE"}
+    assert later["month"] == "2026-03"  # nothing filed for April yet: the latest filed month
+    assert set(active()) == {
+        "ENT-TAX-HERE-NOT-PRESENT",
+        "ENT-PRESENT-TAX-ELSEWHERE",
+        "ENT-BUILDING-TAX-CHANGE",
+    }
+    # April asked for: no building tax that month; its windows end on 04-30 (the move of 04-01 is in).
+    later = evaluate(at=dt.datetime(2026, 5, 30, 10, 0, tzinfo=dt.UTC), month="2026-04")
+    assert later["as_of"] == "2026-04-30"
+    assert set(active()) == {"ENT-TAX-HERE-NOT-PRESENT", "ENT-PRESENT-TAX-ELSEWHERE", "ENT-ADDRESS-CHANGED"}
     # A trigger that holds again is a new alarm; the cleared one keeps its history.
     TaxRecord.objects.filter(enterprise=world.drop, period=MAR26).update(revenue=80)
     evaluate(month="2026-03")
     assert Alarm.objects.filter(rule__code="ENT-REVENUE-DROP").count() == 2
+
+
+def test_a_month_not_yet_filed_keeps_the_revenue_alarm(world: World) -> None:
+    evaluate()
+    # Early May: April is not filed by anyone, so March is still the month compared.
+    assert evaluate(at=dt.datetime(2026, 5, 2, 10, 0, tzinfo=dt.UTC))["month"] == "2026-03"
+    assert "ENT-REVENUE-DROP" in active()
+    # The enterprise's March filing is withdrawn (re-filed later): unknown, the alarm stays.
+    TaxRecord.objects.filter(enterprise=world.drop, period=MAR26).delete()
+    assert evaluate()["cleared"] == 0
+    assert Alarm.objects.get(rule__code="ENT-REVENUE-DROP").status == "active"
+    tax(world.drop, MAR26, 84)
+    assert evaluate()["raised"] == 0 and Alarm.objects.filter(rule__code="ENT-REVENUE-DROP").count() == 1
 
 
 def test_a_changed_figure_updates_the_alarm_in_place(world: World) -> None:

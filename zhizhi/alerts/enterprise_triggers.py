@@ -228,6 +228,15 @@ def default_month(today: dt.date) -> dt.date:
     return add_months(today.replace(day=1), -1)
 
 
+def latest_filed_month(today: dt.date) -> dt.date:
+    """The month evaluated by default: the latest month with tax filings, and not after the month
+    before `today`. Early in a month last month's filings may not be in yet; comparing a month nobody
+    filed would clear every revenue alarm and raise them again (with new visit cases) a week later."""
+    cap = default_month(today)
+    latest = TaxRecord.objects.filter(period__lte=cap).aggregate(m=Max("period"))["m"]
+    return latest.replace(day=1) if latest else cap
+
+
 def month_end(first: dt.date) -> dt.date:
     return add_months(first, 1) - dt.timedelta(days=1)
 
@@ -633,7 +642,7 @@ def write_alarms(rules: dict[str, AlertRule], det: Detected, at: dt.datetime) ->
                     counts["updated"] += 1
                     if done.title != trip.title[:200]:
                         Alarm.objects.filter(pk=done.pk).update(title=trip.title[:200])
-            for key in active.keys() - trips.keys():
+            for key in active.keys() - trips.keys() - _not_filed(name, active, trips, det.month):
                 locked = alarms.active_alarm(rule, key)
                 if locked is not None:
                     alarms.clear(locked, at=at, note="条件不再成立 / condition no longer holds")
@@ -644,12 +653,29 @@ def write_alarms(rules: dict[str, AlertRule], det: Detected, at: dt.datetime) ->
     return counts
 
 
+def _not_filed(name: str, active: dict[str, Alarm], trips: dict[str, Trip], month: dt.date) -> set[str]:
+    """Revenue-drop alarms of enterprises that have not filed `month` yet: unknown, so kept as they are
+    (a late filing must not clear the alarm and raise a second visit case when it arrives)."""
+    if name != "revenue_drop":
+        return set()
+    stale = {a.enterprise_id: key for key, a in active.items() if key not in trips and a.enterprise_id}
+    if not stale:
+        return set()
+    filed = set(
+        TaxRecord.objects.filter(enterprise_id__in=list(stale), period=month).values_list(
+            "enterprise_id", flat=True
+        )
+    )
+    return {key for eid, key in stale.items() if eid not in filed}
+
+
 def evaluate_enterprises(month: Any = None, *, as_of: dt.date | None = None) -> dict[str, Any]:
-    """Evaluate the eight triggers for `month` ("YYYY-MM"; default: the month before today) and
+    """Evaluate the eight triggers for `month` ("YYYY-MM"; default: the latest month with filings, at
+    most the month before today — see `latest_filed_month`) and
     raise/clear their alarms. `as_of` (default: today, or the month's last day for a past month) ends
     the look-back windows of the event triggers. Returns counts and the time of each phase."""
     today = clock.today()
-    first = parse_month(month) if month is not None else default_month(today)
+    first = parse_month(month) if month is not None else latest_filed_month(today)
     if as_of is None:
         as_of = min(today, month_end(first)) if month is not None else today
     rules = ensure_rules()
