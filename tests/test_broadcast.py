@@ -392,3 +392,56 @@ def test_demo_layer_sends_three_notices_with_receipts_once(street: Street) -> No
     assert sum(t["read"] for t in totals) == first["read"] and all(
         t["delivered"] == t["total"] for t in totals
     )
+
+
+# --- API -----------------------------------------------------------------------------------------
+def api_client(user: User) -> Client:
+    from zhizhi.permissions import create_token
+
+    raw, _ = create_token(user, "test")
+    return Client(HTTP_AUTHORIZATION=f"Bearer {raw}")
+
+
+def test_api_sends_once_reads_receipts_and_marks_read(street: Street) -> None:
+    u = street.users
+    desk = api_client(u["dispatcher"])
+    body = {"subject": "防台", "body": "检查下水道", "roles": ["grid_worker"], "units": ["G-A1"],
+            "request_id": "api-1", "incident_ref": "emergency.incident:3"}  # fmt: skip
+    first = desk.post("/api/v1/notify/broadcasts", body, content_type="application/json")
+    assert first.status_code == 201 and first.json()["total"] == 2
+    again = desk.post("/api/v1/notify/broadcasts", body, content_type="application/json")
+    assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
+    bad = desk.post(
+        "/api/v1/notify/broadcasts",
+        {"subject": "", "units": ["NOPE"], "users": ["ghost"], "channels": ["fax"]},
+        content_type="application/json",
+    )
+    assert bad.status_code == 400
+    assert {e["field"] for e in bad.json()["errors"]} == {"units", "users"}  # looked up before anything else
+    bad = desk.post(
+        "/api/v1/notify/broadcasts", {"subject": "", "channels": ["fax"]}, content_type="application/json"
+    )
+    assert {e["field"] for e in bad.json()["errors"]} == {"subject", "channels", "recipients"}
+    assert all(e["zh"] and e["en"] for e in bad.json()["errors"])
+    services.deliver_due()
+    worker = api_client(u["grid_a1"])
+    inbox = worker.get("/api/v1/notify/inbox?unread=true").json()
+    assert inbox["unread"] == 1 and inbox["items"][0]["broadcast"] == first.json()["id"]
+    message_id = inbox["items"][0]["id"]
+    assert worker.post(f"/api/v1/notify/inbox/{message_id}/read").json()["read_at"] is not None
+    assert api_client(u["grid_b1"]).post(f"/api/v1/notify/inbox/{message_id}/read").status_code == 404
+    report = desk.get(f"/api/v1/notify/broadcasts/{first.json()['id']}").json()["receipts"]
+    assert (report["total"], report["delivered"], report["read"]) == (2, 2, 1)
+    assert [x["username"] for x in report["unread_users"]] == ["grid_b1"]
+    listed = desk.get("/api/v1/notify/broadcasts?incident_ref=emergency.incident:3").json()["items"]
+    assert [b["id"] for b in listed] == [first.json()["id"]]
+    # Scope: a community worker sees neither the list entry nor the receipts of someone else's broadcast;
+    # a grid worker may not send.
+    community = api_client(u["community_a"])
+    assert community.get("/api/v1/notify/broadcasts").json()["items"] == []
+    assert community.get(f"/api/v1/notify/broadcasts/{first.json()['id']}").status_code == 404
+    refused = worker.post(
+        "/api/v1/notify/broadcasts", {"subject": "x", "all_staff": True}, content_type="application/json"
+    )
+    assert refused.status_code == 403 and "errors" in refused.json()
+    assert worker.post("/api/v1/notify/inbox/read-all").json() == {"marked": 0}

@@ -37,6 +37,7 @@ REGISTRY_ROUTERS: dict[str, Router] = {}
 API_APPS = ("geo", "people", "enterprises", "orgs", "cases", "intake", "alerts")
 API_APPS += ("cockpit",)  # the big screen's board JSON (zhizhi/cockpit/api.py)
 API_APPS += ("cockpit.emergency",)  # zhizhi/cockpit/emergency/api.py → /api/v1/emergency/
+API_APPS += ("notify",)  # zhizhi/notify/api.py → /api/v1/notify/ (inbox, broadcasts)
 
 
 def app_router(app: str) -> Router:
