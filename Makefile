@@ -48,7 +48,7 @@ lint: env
 	$(BIN)/ruff format --check .
 
 types: env
-	$(BIN)/mypy zhizhi/*/services.py zhizhi/registry.py zhizhi/validators.py zhizhi/permissions.py zhizhi/crypto.py zhizhi/problems.py zhizhi/clock.py
+	$(BIN)/mypy zhizhi/*/services.py zhizhi/registry.py zhizhi/validators.py zhizhi/permissions.py zhizhi/crypto.py zhizhi/problems.py zhizhi/clock.py zhizhi/cockpit/emergency/services.py zhizhi/cockpit/emergency/area.py
 
 test-sqlite: static
 	$(BIN)/pytest -m "not browser" -n 2
