@@ -29,8 +29,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
+from django.db.models.constants import OnConflict
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -293,8 +294,8 @@ def ingest(device_code: str, token: str, readings: Sequence[Any], source: str = 
             known.add(reading.at)
             budget -= 1
             fresh.append(reading)
-        # ignore_conflicts: a batch racing past the lock on another database connection cannot fail.
-        Reading.objects.bulk_create(fresh, ignore_conflicts=True)
+        # Ignoring conflicts: a batch racing past the lock on another database connection cannot fail.
+        _insert_readings(fresh)
         accepted = [r for r in fresh if r.status == Reading.OK]
         result.accepted = len(accepted)
         if accepted:
@@ -316,6 +317,39 @@ def ingest(device_code: str, token: str, readings: Sequence[Any], source: str = 
             len(result.rejected),
         )
     return result
+
+
+_READING_COLUMNS = ("device_id", "at", "value", "status", "reason", "received_at")
+
+
+def _insert_readings(readings: list[Reading], chunk: int = 500) -> None:
+    """`bulk_create(readings, ignore_conflicts=True)` without the ORM's per-field preparation, which
+    was a quarter of the cost of a large batch: one multi-row INSERT … ON CONFLICT DO NOTHING (INSERT OR
+    IGNORE on SQLite) per `chunk` rows, values adapted by the backend as the ORM would."""
+    if not readings:
+        return
+    ops = connection.ops
+    qn = ops.quote_name
+    suffix = ops.on_conflict_suffix_sql([], OnConflict.IGNORE, None, None)
+    head = (
+        f"{ops.insert_statement(on_conflict=OnConflict.IGNORE)} {qn(Reading._meta.db_table)} "
+        f"({', '.join(qn(c) for c in _READING_COLUMNS)}) VALUES "
+    )
+    row = "(" + ", ".join(["%s"] * len(_READING_COLUMNS)) + ")"
+    with connection.cursor() as cursor:
+        for start in range(0, len(readings), chunk):
+            part = readings[start : start + chunk]
+            params: list[Any] = []
+            for r in part:
+                params += [
+                    r.device_id,
+                    ops.adapt_datetimefield_value(r.at),
+                    r.value,
+                    r.status,
+                    r.reason,
+                    ops.adapt_datetimefield_value(r.received_at),
+                ]
+            cursor.execute(f"{head}{', '.join([row] * len(part))} {suffix}", params)
 
 
 def _call_rules(device: Device, readings: list[Reading]) -> None:
