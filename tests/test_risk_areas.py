@@ -285,3 +285,58 @@ def test_the_pages_are_scoped_and_only_maintainers_edit_the_list(street: Street)
     matches = login(street, "community_a").get("/alerts/risk/matches/").content.decode()
     assert "返回a" in matches
     assert "返回a" not in login(street, "grid_b1").get("/alerts/risk/matches/").content.decode()
+
+
+def test_the_indexed_match_agrees_with_the_plain_definition(street: Street) -> None:
+    """`matches()` looks entries up by code prefix and by name per origin text; it must find exactly
+    what checking every record against every entry with `origin_matches` finds."""
+    areas = [
+        RiskArea.objects.create(
+            region_name="石家庄市藁城区",
+            region_code="130109",
+            level="high",
+            valid_from=TODAY - dt.timedelta(days=3),
+        ),
+        RiskArea.objects.create(
+            region_name="增村镇",
+            region_code="130109102",
+            level="medium",
+            valid_from=TODAY - dt.timedelta(days=30),
+            valid_to=TODAY,
+        ),
+        RiskArea.objects.create(region_name="绥芬河市", level="low", valid_from=TODAY - dt.timedelta(days=1)),
+        RiskArea.objects.create(
+            region_name="石家庄市",
+            level="low",
+            valid_from=TODAY - dt.timedelta(days=40),
+            valid_to=TODAY - dt.timedelta(days=20),
+        ),
+    ]
+    origins = [
+        ("河北省石家庄市藁城区", ""),
+        ("河北省石家庄市藁城区增村镇", "130109102"),
+        ("出差", "130109"),
+        ("石家庄市 藁城区", "130102"),  # the code says 长安区: no match by name then
+        ("黑龙江省绥芬河市", ""),
+        ("黑龙江省绥芬河市", "231081"),
+        ("浙江省杭州市", ""),
+        ("", ""),  # falls back on the registered origin
+    ]
+    records = []
+    for i, (origin, code) in enumerate(origins):
+        for days in (0, 2, 10, 25):
+            person = street.person(f"p{i}-{days}", grid="A1", origin="河北省石家庄市藁城区")
+            records.append(
+                TravelRecord.objects.create(
+                    person=person, origin=origin, origin_code=code, arrived_on=TODAY - dt.timedelta(days=days)
+                )
+            )
+    found = risk.matches(TODAY)
+    expected: dict[int, set[int]] = {}
+    for r in records:
+        for a in areas:
+            span = a.valid_from - dt.timedelta(days=14) <= r.arrived_on <= (a.valid_to or TODAY)
+            if a.in_force(TODAY) and span and risk.origin_matches(a, r.where_from, r.origin_code):
+                expected.setdefault(r.person_id, set()).add(a.pk)
+    assert {pid: {a.pk for a, _ in m.entries} for pid, m in found.items()} == expected
+    assert len(expected) > 10  # the data exercises the rule, not an empty list

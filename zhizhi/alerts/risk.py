@@ -481,27 +481,39 @@ def matches(
     if person_ids is not None:
         records = records.filter(person_id__in=list(person_ids))
     found: dict[int, list[tuple[RiskArea, Return]]] = {}
-    # Normalised once: the loop below runs records × areas times.
     names = {area.pk: _norm(area.region_name) for area in areas}
     spans = {area.pk: (area.valid_from - lookback, area.valid_to or day) for area in areas}
+    # Candidates per record without looping over every area: entries by region code (a record's code
+    # is looked up by its 6-, 9- and 12-digit prefixes), and the entries whose name is in an origin
+    # text, remembered per text (returns from one place repeat).
+    coded: dict[str, list[RiskArea]] = {}
+    for area in areas:
+        if area.region_code:
+            coded.setdefault(area.region_code, []).append(area)
+    lengths = sorted({len(c) for c in coded})
+    named: dict[str, list[RiskArea]] = {}
     rows = records.order_by("person_id", "-arrived_on", "pk").values_list(
         "pk", "person_id", "origin", "origin_code", "arrived_on", "person__origin"
     )
     for pk, person_id, origin, code, arrived_on, home in rows.iterator(chunk_size=5000):
         where = origin or home
         text = _norm(where)
-        for area in areas:
+        by_name = named.get(text)
+        if by_name is None:
+            by_name = named[text] = [a for a in areas if names[a.pk] and names[a.pk] in text]
+        # When both sides have a code, the code decides (the name in the text does not).
+        candidates = [a for a in by_name if not (a.region_code and code)]
+        if code:
+            for n in lengths:
+                if len(code) >= n:
+                    candidates += coded.get(code[:n], [])
+        for area in sorted(candidates, key=lambda a: a.pk):
             start, end = spans[area.pk]
             if not start <= arrived_on <= end:
                 continue
-            if area.region_code and code:
-                hit = code.startswith(area.region_code)
-            else:
-                hit = bool(names[area.pk]) and names[area.pk] in text
-            if hit:
-                entries = found.setdefault(person_id, [])
-                if all(a.pk != area.pk for a, _ in entries):
-                    entries.append((area, Return(pk, arrived_on, where)))
+            entries = found.setdefault(person_id, [])
+            if all(a.pk != area.pk for a, _ in entries):
+                entries.append((area, Return(pk, arrived_on, where)))
     people = Person.objects.select_related("grid").in_bulk(list(found))
     return {pid: Match(people[pid], entries) for pid, entries in found.items() if pid in people}
 
