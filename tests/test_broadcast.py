@@ -445,3 +445,40 @@ def test_api_sends_once_reads_receipts_and_marks_read(street: Street) -> None:
     )
     assert refused.status_code == 403 and "errors" in refused.json()
     assert worker.post("/api/v1/notify/inbox/read-all").json() == {"marked": 0}
+
+
+@pytest.mark.postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_retries_with_one_request_id_send_once(street: Street) -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("needs real concurrent connections (PostgreSQL)")
+    import threading
+
+    barrier = threading.Barrier(4)
+    errors: list[BaseException] = []
+    got: list[int] = []
+
+    def run() -> None:
+        try:
+            barrier.wait()
+            b = bc.send_broadcast(
+                street.users["dispatcher"],
+                subject="集合",
+                body="",
+                roles=["grid_worker"],
+                request_id="same-1",
+            )
+            got.append(b.pk)
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(set(got)) == 1 and len(got) == 4
+    assert Broadcast.objects.count() == 1 and OutboxMessage.objects.count() == 2
