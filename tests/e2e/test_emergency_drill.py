@@ -130,6 +130,8 @@ def test_drill_from_declaring_to_the_last_household(
                 card = phone.locator(f"#task-{task.pk}")
             card.locator("button[value=evacuated]").click()
             phone.wait_for_selector(f"#task-{task.pk}[data-status='evacuated']")
+        total = EvacuationTask.objects.filter(incident=incident, assignee__username=username).count()
+        assert phone.inner_text("#mine-done") == str(total)  # the phone's own count followed
 
     # The board follows without a reload: every household done, the help request gone.
     page.wait_for_function("document.getElementById('hh-done').textContent === '6'", timeout=5000)

@@ -367,6 +367,10 @@ def mark(request: HttpRequest, task_id: int) -> HttpResponse:
             "t": task,
             "people": services.household_people([task]).get(task.pk, []),
             "outcomes": EvacuationTask.OUTCOMES,
+            # The phone page's "n / total done" follows the mark (out of band).
+            "mine_done": services.tasks_for(request.user, task.incident)
+            .filter(status__in=EvacuationTask.DONE)
+            .count(),
         },
     )
 
