@@ -56,7 +56,7 @@ def test_audience_is_the_union_of_users_roles_and_unit_trees(street: Street) -> 
         u["dispatcher"],
         subject="防汛会议",
         body="今晚七点开会",
-        recipients=[u["dept"]],
+        recipients=(x for x in [u["dept"]]),  # any iterable
         roles=["volunteer"],
         units=[street.units["A"]],
     )

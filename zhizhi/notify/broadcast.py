@@ -282,6 +282,7 @@ def send_broadcast(
     body = (body or "").strip()
     link = (link or "").strip()
     request_id = (request_id or "").strip()
+    recipients = list(recipients or [])  # read twice below; a generator would be empty the second time
     chosen = list(dict.fromkeys(str(c).strip() for c in channels or [] if str(c).strip()))
     if request_id:
         prior = Broadcast.objects.filter(request_id=request_id).first()
