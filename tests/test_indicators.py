@@ -454,3 +454,43 @@ def test_the_admin_form_is_the_same_checked_form(street: Street) -> None:
     )  # fmt: skip
     assert not form.is_valid()
     assert "window" in form.errors
+
+
+def bearer(street: Street, user: str) -> dict[str, str]:
+    from zhizhi.permissions import create_token
+
+    raw, _ = create_token(street.users[user], "test")
+    return {"Authorization": f"Bearer {raw}"}
+
+
+def test_the_api_checks_the_definition_and_the_version(client: Any, street: Street) -> None:
+    url = "/api/v1/cockpit/indicators"
+    body = {"code": "api_open", "name": "在办", "source": "cases.open", "window": "day"}
+    grid = client.post(url, body, content_type="application/json", headers=bearer(street, "grid_a1"))
+    assert grid.status_code == 403
+    headers = bearer(street, "leader")
+    bad = client.post(
+        url, {**body, "params": {"channel": ["fax"]}}, content_type="application/json", headers=headers
+    )
+    assert bad.status_code == 400
+    errors = {e["field"]: e["message"] for e in bad.json()["errors"]}
+    assert set(errors) == {"params", "window"}
+    assert "fax" in errors["params"] and "has no value" in errors["params"]
+    assert not Indicator.objects.exists()
+    made = client.post(url, {**body, "window": "now"}, content_type="application/json", headers=headers)
+    assert made.status_code == 201
+    created = made.json()
+    assert created["code"] == "api_open" and created["stale"] is True
+    one = f"{url}/{created['id']}"
+    assert client.get(one, headers=bearer(street, "community_a")).json()["source"] == "cases.open"
+    change = {"params": {"urgent": True}, "version": created["version"]}
+    assert client.patch(one, change, content_type="application/json", headers=headers).status_code == 200
+    old = {"name": "改名", "version": created["version"]}
+    stale = client.patch(one, old, content_type="application/json", headers=headers)
+    assert stale.status_code == 409
+    assert Indicator.objects.get(code="api_open").params == {"urgent": True}
+    sources = client.get("/api/v1/cockpit/indicator-sources", headers=headers).json()
+    channel = next(
+        f for s in sources if s["name"] == "cases.reported" for f in s["filters"] if f["name"] == "channel"
+    )
+    assert "police110" in channel["values"]

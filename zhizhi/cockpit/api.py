@@ -117,3 +117,6 @@ def ranking(request: HttpRequest, code: str, region: int | None = None) -> list[
     """下级排名 The region's children ranked by one indicator."""
     user = request.auth  # type: ignore[attr-defined]
     return screen.ranking(user, _indicator(code), screen.region_for(user, region))
+
+
+from zhizhi.cockpit import indicator_api  # noqa: E402, F401  (indicator definitions: /api/v1/cockpit/indicators)

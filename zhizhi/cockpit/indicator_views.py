@@ -5,33 +5,19 @@ indicators); staff who may see the cockpit may read the list."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
+from zhizhi.cockpit import services
 from zhizhi.cockpit.forms import IndicatorForm, catalog
 from zhizhi.cockpit.models import Indicator
-from zhizhi.permissions import can
 from zhizhi.problems import Conflict
 from zhizhi.views import forbidden_page
 
-EDITOR_ROLES = ("street_leader", "dispatcher")
-READER_ROLES = (*EDITOR_ROLES, "dept_staff", "community_worker")
-
-
-def can_edit(user: Any) -> bool:
-    if not getattr(user, "is_authenticated", False) or not user.is_active:
-        return False
-    return bool(
-        user.is_superuser or getattr(user, "role", "") in EDITOR_ROLES or can(user, "change", Indicator)
-    )
-
-
-def can_read(user: Any) -> bool:
-    return can_edit(user) or getattr(user, "role", "") in READER_ROLES or can(user, "view", Indicator)
+can_edit = services.can_edit_indicators
+can_read = services.can_read_indicators
 
 
 @login_required

@@ -32,7 +32,7 @@ from zhizhi import clock
 from zhizhi.cockpit import sources
 from zhizhi.cockpit.models import Indicator, IndicatorValue
 from zhizhi.geo.models import Region
-from zhizhi.problems import Invalid, Problem
+from zhizhi.problems import Forbidden, Invalid, Problem
 
 LEVEL_ORDER = [Region.DISTRICT, Region.STREET, Region.COMMUNITY, Region.GRID]
 LIVE_CACHE_SECONDS = 5
@@ -680,6 +680,118 @@ IMPORT_FIELDS = (
 DATA_FILE = Path(__file__).resolve().parent / "data" / "indicators.json"
 
 
+def definition_problems(ind: Indicator) -> list[Problem]:
+    """Every problem of a definition, each on its field (zh + en): the field types and choices
+    first, then what the sources can compute."""
+    try:
+        ind.clean_fields(exclude=["code"] if ind.pk else None)
+    except ValidationError as exc:
+        return [
+            Problem(
+                "invalid_value",
+                f"取值不正确：{message}",
+                f"invalid value: {message}",
+                field=field_name,
+                value=getattr(ind, field_name, None),
+            )
+            for field_name, messages in exc.message_dict.items()
+            for message in messages
+        ]
+    try:
+        sources.check_indicator(ind)
+    except Invalid as exc:
+        return list(exc.problems)
+    return []
+
+
+EDITOR_ROLES = ("street_leader", "dispatcher")
+READER_ROLES = (*EDITOR_ROLES, "dept_staff", "community_worker")
+
+
+def can_edit_indicators(user: Any) -> bool:
+    """Street leaders and dispatchers (and anyone granted `change` on indicators) define indicators."""
+    from zhizhi.permissions import can
+
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        return False
+    return bool(
+        user.is_superuser or getattr(user, "role", "") in EDITOR_ROLES or can(user, "change", Indicator)
+    )
+
+
+def can_read_indicators(user: Any) -> bool:
+    from zhizhi.permissions import can
+
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        return False
+    return (
+        can_edit_indicators(user) or getattr(user, "role", "") in READER_ROLES or can(user, "view", Indicator)
+    )
+
+
+def save_indicator(
+    user: Any, data: dict[str, Any], instance: Indicator | None = None, version: int | None = None
+) -> Indicator:
+    """Create (instance None) or change an indicator from API data: unknown keys, bad values and
+    definitions the sources cannot compute are refused with every problem on its field; a change
+    based on an old `version` raises Conflict. All or nothing."""
+    if not can_edit_indicators(user):
+        raise Forbidden("您不能新增或修改指标", "You may not add or change indicators")
+    problems: list[Problem] = []
+    for key in sorted(set(data) - {"code", *IMPORT_FIELDS}):
+        problems.append(
+            Problem("unknown_field", f"未知的字段「{key}」", f"unknown field '{key}'", field=key, value=key)
+        )
+    ind = instance or Indicator()
+    if instance is None:
+        code = str(data.get("code") or "")
+        if not code:
+            problems.append(Problem("code_required", "请填写指标编码", "the code is required", field="code"))
+        elif Indicator.objects.filter(code=code).exists():
+            problems.append(
+                Problem(
+                    "code_taken",
+                    f"指标编码「{code}」已存在",
+                    f"code '{code}' exists",
+                    field="code",
+                    value=code,
+                )
+            )
+        ind.code = code
+    elif "code" in data and data["code"] != instance.code:
+        problems.append(
+            Problem(
+                "code_fixed",
+                "指标编码保存后不能修改",
+                "the code cannot change",
+                field="code",
+                value=data["code"],
+            )
+        )
+    for name in IMPORT_FIELDS:
+        if name in data:
+            setattr(ind, name, data[name])
+    if not problems:
+        problems = definition_problems(ind)
+    if problems:
+        raise Invalid(problems)
+    with transaction.atomic():
+        if instance is not None and version is not None:
+            ind.expect_version(version)
+        ind.save()
+    return ind
+
+
+def indicator_out(ind: Indicator) -> dict[str, Any]:
+    return {
+        "id": ind.pk,
+        "version": ind.version,
+        "code": ind.code,
+        **{name: getattr(ind, name) for name in IMPORT_FIELDS},
+        "stale": ind.stale_since is not None,
+    }
+
+
 def import_indicators(rows: list[dict[str, Any]]) -> dict[str, int]:
     """Create or update indicators by code from a list of definitions (the JSON file's rows).
 
@@ -718,28 +830,11 @@ def import_indicators(rows: list[dict[str, Any]]) -> dict[str, int]:
         defaults = {f: getattr(fresh, f) for f in IMPORT_FIELDS}
         for name in IMPORT_FIELDS:
             setattr(ind, name, row.get(name, defaults[name]))
-        try:
-            ind.clean_fields()
-        except ValidationError as exc:
-            for field_name, messages in exc.message_dict.items():
-                for message in messages:
-                    problems.append(
-                        Problem(
-                            "invalid_value",
-                            f"取值不正确：{message}",
-                            f"invalid value: {message}",
-                            row=row_number,
-                            column=field_name,
-                            value=row.get(field_name),
-                        )
-                    )
-            continue
-        try:
-            sources.check_indicator(ind)
-        except Invalid as exc:
-            for p in exc.problems:
+        found = definition_problems(ind)
+        if found:
+            for p in found:
                 p.row, p.column = row_number, p.field
-                problems.append(p)
+            problems.extend(found)
             continue
         changed = adding or before != {f: getattr(ind, f) for f in IMPORT_FIELDS}
         planned.append((ind, adding, changed))
