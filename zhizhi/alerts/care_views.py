@@ -127,8 +127,13 @@ def care_detail(request: HttpRequest, pk: int) -> HttpResponse:
             messages.success(request, "关爱监测设置已保存")
             return redirect("alerts_care_detail", pk=person.pk)
     info = care.summary(person)
+    rule = care.inactivity_rule()
+    # Activity is what the inactivity rule watches (door events), not a smoke detector's series.
+    watched = [
+        d for d in info["devices"] if rule is None or not rule.device_kind or d.kind == rule.device_kind
+    ]
     readings = list(
-        Reading.objects.filter(device__in=info["devices"], status=Reading.OK)
+        Reading.objects.filter(device__in=watched, status=Reading.OK)
         .select_related("device")
         .order_by("-at")[:20]
     )
