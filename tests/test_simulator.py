@@ -253,3 +253,18 @@ def test_play_paces_samples_by_speed() -> None:
     assert n == 20 and len(sent) == 20
     assert [round(t) for t, device, _ in sent if device == "WL-1"] == list(range(10))
     assert simulator.play(samples, Recorder(), {}, speed=60) == 0  # no token, nothing sent
+
+
+def test_a_full_batch_is_stored_across_insert_chunks(street: Street, settings) -> None:  # type: ignore[no-untyped-def]
+    """1000 readings (the largest batch) go in two multi-row inserts; a repeat is all duplicates."""
+    settings.ZHIZHI_DEVICE_RATE_PER_MINUTE = 100_000
+    devices_demo.ensure_devices(street.street)
+    now = clock.now().replace(microsecond=0)
+    stream = simulator.typhoon(["WL-001"], now - dt.timedelta(hours=20), seed=9, step_seconds=15)[:1000]
+    body = [s.as_reading() for s in stream]
+    token = devices_demo.demo_token("WL-001")
+    assert services.ingest("WL-001", token, body).accepted == 1000
+    stored = list(Reading.objects.filter(device__code="WL-001").order_by("at").values_list("at", "value"))
+    assert stored == [(s.at, s.value) for s in stream]
+    again = services.ingest("WL-001", token, body)
+    assert (again.accepted, again.duplicates) == (0, 1000)
