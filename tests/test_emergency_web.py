@@ -14,7 +14,7 @@ from openpyxl import load_workbook
 from tests.factories import PASSWORD, Street
 from tests.test_emergency import buildings, declare, populate
 from zhizhi.cockpit.emergency import services
-from zhizhi.cockpit.emergency.models import EvacuationTask, Incident
+from zhizhi.cockpit.emergency.models import EvacuationTask, HelpRequest, Incident
 from zhizhi.models import RevealLog
 from zhizhi.notify import services as notify
 from zhizhi.notify.models import InboxMessage
@@ -233,6 +233,15 @@ def test_report_page_and_excel(street: Street) -> None:
         "分派撤离任务",
     ]
     assert len(list(book["协助请求"].iter_rows(min_row=2))) == 1
+    # The help request is handled from the board's list (command centre only).
+    item = HelpRequest.objects.get(incident=incident)
+    assert login("grid_a1").post(f"/emergency/{incident.pk}/help/{item.pk}/resolve/", **HX).status_code == 403
+    listed = leader.get(f"/emergency/{incident.pk}/help/").content.decode()
+    assert f'id="help-{item.pk}"' in listed
+    handled = leader.post(f"/emergency/{incident.pk}/help/{item.pk}/resolve/", **HX)
+    assert handled.status_code == 200 and 'id="no-help"' in handled.content.decode()
+    item.refresh_from_db()
+    assert item.resolved_by == street.users["leader"]
     # Closing ends the clock and leads to the report; a worker may not close.
     assert login("grid_a1").post(f"/emergency/{incident.pk}/close/").status_code == 403
     assert leader.post(f"/emergency/{incident.pk}/close/")["Location"] == f"/emergency/{incident.pk}/report/"

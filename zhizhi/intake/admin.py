@@ -11,7 +11,7 @@ from zhizhi.intake.models import Camera, CameraEventType, ChannelMessage, Column
 
 @admin.register(Camera)
 class CameraAdmin(admin.ModelAdmin):
-    list_display = ("code", "name", "lng", "lat", "grid", "enabled")
+    list_display = ("code", "name", "lng", "lat", "grid", "heading", "range_m", "enabled")
     list_filter = ("enabled",)
     search_fields = ("code", "name")
 
