@@ -4,6 +4,7 @@ scope and drill-down, the board JSON (from cockpit.services), the SSE stream and
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -280,3 +281,36 @@ def test_each_role_gets_its_dashboard_in_its_own_area(screen_data: CaseMaker) ->
     assert [i["code"] for i in dept.context["board"]["indicators"]] == ["enterprises_live"]
     assert "在营企业" in dept.content.decode()
     assert client_for(street, "resident").get("/cockpit/dashboard/").status_code == 404
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_fresh_board_sees_a_change_the_shared_cache_does_not_yet() -> None:
+    """Outside a transaction today's figures are shared between readers for a few seconds; the screen's
+    re-read after a live event asks for `fresh=1` and sees the change at once."""
+    from django.core.cache import cache
+
+    from tests.factories import build_street
+    from tests.test_cases_support import LIST, add_loop_units
+
+    street = build_street()
+    case_services.ensure_case_permissions()
+    add_loop_units(street)
+    case_services.load_responsibility_list(LIST, street.users["admin"])
+    indicators()
+    cache.clear()
+    loop = CaseMaker(street)
+    client = client_for(street, "leader")
+
+    def open_cases(query: str) -> Any:
+        body = client.get(f"/api/v1/cockpit/board?scene=safety{query}").json()
+        return body["indicators"][0]["value"]
+
+    started = time.monotonic()
+    assert open_cases("") == 0
+    loop.new(title="新案件")
+    assert open_cases("&fresh=1") == 1
+    shared = open_cases("")
+    if time.monotonic() - started < services.LIVE_CACHE_SECONDS:  # still the figure read before the case
+        assert shared == 0
+    cache.clear()
+    assert open_cases("") == 1
