@@ -81,13 +81,15 @@ def _indicator(code: str) -> str:
     return code
 
 
-@router.get("/scenes", response=LIST, operation_id="cockpit_scenes", url_name="cockpit_scenes")
+@router.get(
+    "/scenes", response=LIST, operation_id="cockpit_scenes", url_name="cockpit_scenes", tags=["cockpit"]
+)
 def scenes(request: HttpRequest) -> list[dict[str, Any]]:
     """驾驶舱场景 The scenes (tabs) and the indicator codes under each."""
     return screen.scenes()
 
 
-@router.get("/board", response=OK, operation_id="cockpit_board", url_name="cockpit_board")
+@router.get("/board", response=OK, operation_id="cockpit_board", url_name="cockpit_board", tags=["cockpit"])
 def board(request: HttpRequest, q: Query[BoardQuery]) -> dict[str, Any]:
     """驾驶舱看板 Key numbers of a region (with previous value, trend and status) and its children's
     values, for one scene (default: all) and one day (default: today). `fresh=1` computes today's
@@ -97,14 +99,16 @@ def board(request: HttpRequest, q: Query[BoardQuery]) -> dict[str, Any]:
     return screen.screen_board(user, region, _scene(q.scene), _day(q.day), fresh=q.fresh)
 
 
-@router.get("/feed", response=LIST, operation_id="cockpit_feed", url_name="cockpit_feed")
+@router.get("/feed", response=LIST, operation_id="cockpit_feed", url_name="cockpit_feed", tags=["cockpit"])
 def feed(request: HttpRequest, region: int | None = None) -> list[dict[str, Any]]:
     """最新事件与告警 The newest case events and alarms under the region, newest first."""
     user = request.auth  # type: ignore[attr-defined]
     return screen.feed(user, screen.region_for(user, region))
 
 
-@router.get("/trend/{code}", response=LIST, operation_id="cockpit_trend", url_name="cockpit_trend")
+@router.get(
+    "/trend/{code}", response=LIST, operation_id="cockpit_trend", url_name="cockpit_trend", tags=["cockpit"]
+)
 def trend(request: HttpRequest, code: str, q: Query[IndicatorQuery]) -> list[dict[str, Any]]:
     """指标走势 One indicator's daily values over the last `days` days (default 30)."""
     user = request.auth  # type: ignore[attr-defined]
@@ -112,7 +116,13 @@ def trend(request: HttpRequest, code: str, q: Query[IndicatorQuery]) -> list[dic
     return screen.trend(_indicator(code), region, q.days)
 
 
-@router.get("/ranking/{code}", response=LIST, operation_id="cockpit_ranking", url_name="cockpit_ranking")
+@router.get(
+    "/ranking/{code}",
+    response=LIST,
+    operation_id="cockpit_ranking",
+    url_name="cockpit_ranking",
+    tags=["cockpit"],
+)
 def ranking(request: HttpRequest, code: str, region: int | None = None) -> list[dict[str, Any]]:
     """下级排名 The region's children ranked by one indicator."""
     user = request.auth  # type: ignore[attr-defined]
