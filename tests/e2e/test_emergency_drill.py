@@ -14,8 +14,10 @@ from tests.e2e.test_browser import log_in
 from tests.factories import build_street
 from tests.test_emergency import populate
 from zhizhi import live
+from zhizhi.cockpit.emergency import services
 from zhizhi.cockpit.emergency.models import EvacuationTask, HelpRequest, Incident
 from zhizhi.intake.models import Camera
+from zhizhi.notify.models import BroadcastRecipient, InboxMessage
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -92,6 +94,16 @@ def test_drill_from_declaring_to_the_last_household(
     assert page.inner_text("#hh-total") == "6" and page.inner_text("#hh-done") == "0"
     assert page.inner_text("#v-total") == "4"
     page.wait_for_selector("#board-map[data-ready='1']")
+    # The instruction to the grid and community workers, from the board.
+    form = page.locator("#broadcast-form")
+    form.locator("input[name=subject]").fill("立即疏散")
+    form.locator("textarea[name=body]").fill("A1、A2楼立即组织撤离，重点人群优先")
+    form.locator("input[name=audience][value=chosen]").check()
+    form.locator("select[name=roles]").select_option(["grid_worker", "community_worker"])
+    form.locator("button[type=submit]").click()
+    page.wait_for_selector(".broadcasts li")
+    item = services.broadcasts_of(incident).get()
+    assert item.total == 3  # grid_a1, grid_b1, community_a
     page.wait_for_selector('#board[data-live="open"]', timeout=5000)
     page.evaluate("window.__sameBoard = true")  # gone if the page reloads
     # The camera at the scene opens with one click.
@@ -109,6 +121,15 @@ def test_drill_from_declaring_to_the_last_household(
     for username in sorted(workers):
         phone = phones()
         log_in(phone, base, username)
+        # Reading the instruction in the inbox shows on the board as a read receipt, live.
+        message = InboxMessage.objects.get(
+            user__username=username, outbox_key__startswith=f"broadcast:{item.pk}:"
+        )
+        reads = BroadcastRecipient.objects.filter(broadcast=item, read_at__isnull=False).count()
+        phone.goto(f"{base}/inbox/{message.pk}/")
+        page.wait_for_function(
+            f"document.querySelector('#bc-{item.pk} .read').textContent === '{reads + 1}'", timeout=5000
+        )
         phone.goto(f"{base}/emergency/{incident.pk}/mine/")
         cards = phone.locator(".task")
         assert (

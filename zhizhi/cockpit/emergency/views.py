@@ -175,7 +175,8 @@ def board(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def events(request: HttpRequest, pk: int) -> HttpResponse:
     incident = services.get_incident(request.user, pk)
-    return live.stream(request, [services.CHANNEL], area=incident.area_path)
+    # "broadcast" carries the read receipts of the incident's instructions (zhizhi/notify/broadcast.py).
+    return live.stream(request, [services.CHANNEL, "broadcast"], area=incident.area_path)
 
 
 @login_required

@@ -244,6 +244,13 @@
       }
       board.dataset.lastEvent = e.lastEventId;
     });
+    // Read receipts of this incident's instructions, as staff open them in their inbox.
+    source.addEventListener("broadcast", (e) => {
+      const d = JSON.parse(e.data);
+      if (d.event !== "read" || d.incident_ref !== "emergency.incident:" + incident) return;
+      const cell = document.querySelector("#bc-" + d.id + " .read");
+      if (cell) cell.textContent = d.read;
+    });
     window.emergencySource = source;
   }
 
