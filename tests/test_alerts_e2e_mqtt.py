@@ -133,3 +133,35 @@ def test_a_burst_is_stored_in_batches_and_a_bad_message_spoils_nothing(street: S
     from zhizhi.alerts.models import IngestCounter
 
     assert IngestCounter.objects.get(reason="bad_token").count == 1
+
+
+@pytest.mark.usefixtures("broker")
+def test_messages_received_but_not_stored_are_delivered_again(street: Street) -> None:
+    """A message is acknowledged only after its readings are committed: a bridge that received
+    messages and died before storing them (no PUBACK sent) gets them again on restart."""
+    devices_demo.ensure_devices(street.street)
+    token = devices_demo.demo_token("WL-001")
+    run_id = uuid.uuid4().hex[:10]
+    client_id = f"test-crash-bridge-{run_id}"
+    topic = f"zhizhi/{run_id}/WL-001/telemetry"
+    start = clock.now().replace(microsecond=0) - dt.timedelta(hours=1)
+    bodies = [
+        {"token": token, "at": (start + dt.timedelta(minutes=i)).isoformat(), "value": 0.5} for i in range(5)
+    ]
+    try:
+        doomed = Bridge(URL, f"zhizhi/{run_id}/+/telemetry", client_id)
+        doomed.run(once=0, timeout=5)  # session and subscription exist at the broker
+        publish(topic, bodies)
+        # The doomed bridge reconnects and receives the messages, then dies before storing them.
+        doomed.client.reconnect()
+        deadline = time.monotonic() + 5
+        while len(doomed._inbox) < len(bodies) and time.monotonic() < deadline:
+            doomed.client.loop(timeout=0.1)
+        assert len(doomed._inbox) == len(bodies)
+        doomed.client.socket().close()  # a crash: no DISCONNECT, no PUBACK
+        assert Reading.objects.count() == 0
+        bridge = Bridge(URL, f"zhizhi/{run_id}/+/telemetry", client_id)
+        bridge.run(once=len(bodies), timeout=15)
+    finally:
+        drop_session(client_id)
+    assert Reading.objects.filter(device__code="WL-001").count() == len(bodies) == bridge.accepted
