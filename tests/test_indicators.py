@@ -494,3 +494,16 @@ def test_the_api_checks_the_definition_and_the_version(client: Any, street: Stre
         f for s in sources if s["name"] == "cases.reported" for f in s["filters"] if f["name"] == "channel"
     )
     assert "police110" in channel["values"]
+
+
+def test_an_indicator_whose_source_went_away_does_not_break_the_board(street: Street) -> None:
+    case(street, "A1", "hotline")
+    indicator("hotline_today", source="cases.reported", params={"channel": ["hotline"]}, window="day")
+    gone = indicator("gone", source="cases.open", window="now")
+    Indicator.objects.filter(pk=gone.pk).update(source="cases.removed_in_an_upgrade")
+    with clock.frozen_at(NOW):
+        board = services.board(street.street)
+        past = services.board(street.street, day=dt.date(2026, 3, 9))
+    values = {r["code"]: r["value"] for r in board["indicators"]}
+    assert values == {"hotline_today": 1, "gone": None}
+    assert {r["code"]: r["value"] for r in past["indicators"]} == {"hotline_today": 0, "gone": None}

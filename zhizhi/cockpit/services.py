@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from itertools import accumulate
@@ -34,6 +35,7 @@ from zhizhi.cockpit.models import Indicator, IndicatorValue
 from zhizhi.geo.models import Region
 from zhizhi.problems import Forbidden, Invalid, Problem
 
+log = logging.getLogger(__name__)
 LEVEL_ORDER = [Region.DISTRICT, Region.STREET, Region.COMMUNITY, Region.GRID]
 LIVE_CACHE_SECONDS = 5
 # A snapshot source (no history in the tables) is only trusted for a day's end within this long.
@@ -297,7 +299,13 @@ def _part_series(
     parts: list[Part] = []
     owners: list[tuple[Indicator, int, int | None]] = []
     for ind in indicators:
-        num, den = _parts(ind)
+        try:
+            num, den = _parts(ind)
+        except KeyError:
+            # A source no longer registered (a code change after the definition was saved): this
+            # indicator shows no value; the others are not held up by it.
+            log.warning("indicator %s names an unknown source", ind.code)
+            continue
         if delta:
             num = replace(num, window="day", delta=True)
             den = replace(den, window="day", delta=True) if den is not None else None
@@ -335,6 +343,8 @@ def compute_many(
     cutoff = min(cutoff or clock.now(), end_of(last))
     out: dict[int, dict[str, list[Triple]]] = {}
     by_pk = {i.pk: i for i in indicators}
+    for ind in indicators:
+        out[ind.pk] = {}
     for pk, (nums, dens) in _part_series(indicators, first, last, cutoff, tree).items():
         ind = by_pk[pk]
         out[pk] = {
@@ -397,11 +407,16 @@ def _base(
     return (num * top, 0.0), (den * bottom, 0.0)
 
 
+def _known(ind: Indicator) -> bool:
+    names = [ind.source] + ([ind.denominator_source] if ind.denominator_source else [])
+    return all(name in sources.REGISTRY for name in names)
+
+
 def _deltable(ind: Indicator) -> bool:
     """Whether today's figure may be taken from yesterday's rollup: not for snapshots, nor for
     registers whose rows are routinely entered with a past date (a resident living there since
     2010, last month's tax), which yesterday's rollup could not have counted."""
-    if ind.stale_since is not None:
+    if ind.stale_since is not None or not _known(ind):
         return False
     num, den = _parts(ind)
     return all(
