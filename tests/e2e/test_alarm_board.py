@@ -5,6 +5,7 @@ alarm of another grid never shows up on that board."""
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from typing import Any
 
@@ -14,7 +15,7 @@ from tests.e2e.test_browser import log_in
 from tests.factories import build_street
 from zhizhi import clock, live
 from zhizhi.alerts import alarms
-from zhizhi.alerts.models import Device
+from zhizhi.alerts.models import Device, Reading
 from zhizhi.alerts.rule_models import Alarm, AlertRule
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -69,3 +70,46 @@ def test_a_new_alarm_appears_live_and_is_acknowledged_from_the_board(
     assert events == ["raised", "escalated", "acknowledged"]
     page.goto("about:blank")  # close the event stream before the database is flushed
     time.sleep(1.5)
+
+
+def test_map_layers_sparkline_and_the_guided_rule_form(page: Any, live_server: Any) -> None:
+    street = build_street()
+    rule = AlertRule.objects.create(code="WL", name="河道水位", kind="threshold", device_kind="water_level",
+                                    params=LADDER)  # fmt: skip
+    place = {"grid": street.grids["A1"], "lng": 120.1025, "lat": 30.305}
+    device = Device.objects.create(code="WL-1", name="一号水位计", kind="water_level", **place)
+    now = clock.now()
+    for minutes in range(0, 120, 10):
+        Reading.objects.create(
+            device=device, at=now - dt.timedelta(minutes=minutes), value=1.0 + minutes / 100
+        )
+    Device.objects.filter(pk=device.pk).update(last_value=1.0, last_seen_at=now)
+    alarms.report(rule, device, "major", at=now, value=1.3)
+    base = live_server.url
+    log_in(page, base, "dispatcher")
+
+    # The map: one device (in alarm) and one alarm marker, in their own toggleable layers.
+    page.goto(f"{base}/map/")
+    page.wait_for_selector('#alerts-map-layer[data-ready="1/1"]', state="attached")
+    assert page.locator(".leaflet-control-layers-overlays label").count() == 2
+
+    # The device page draws its last 24 hours.
+    page.goto(f"{base}/alerts/devices/{device.pk}/")
+    page.wait_for_selector('#sparkline[data-ready="12"] canvas')
+
+    # The rule form shows the fields of the chosen kind and puts errors next to them.
+    page.goto(f"{base}/alerts/rules/new/")
+    assert page.locator("#params-threshold").is_visible() and not page.locator("#params-rate").is_visible()
+    page.select_option("#id_kind", "rate_of_change")
+    assert page.locator("#params-rate").is_visible() and not page.locator("#params-threshold").is_visible()
+    page.fill("#id_code", "RATE")
+    page.fill("#id_name", "水位陡涨")
+    page.fill("#id_delta", "0.3")
+    page.click("#save-rule")
+    page.wait_for_selector("#params-rate .has-error")
+    assert "within_seconds" in page.locator("#params-rate").inner_text()
+    assert not AlertRule.objects.filter(code="RATE").exists()
+    page.fill("#id_within", "600")
+    page.click("#save-rule")
+    page.wait_for_url(f"{base}/alerts/rules/")
+    assert AlertRule.objects.get(code="RATE").params == {"delta": 0.3, "within_seconds": 600}
