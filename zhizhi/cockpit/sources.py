@@ -120,6 +120,9 @@ class Source:
     # Rows routinely entered with a date in the past (registers, monthly tax): today's figure is
     # then computed from raw rows, not from yesterday's rollup plus today's changes.
     backdated: bool = False
+    # The table ("app.Model") of a source defined by events (case_events, alarm_events): today's
+    # changes of all such sources on one table come from one scan.
+    model: str = ""
 
     @property
     def windows(self) -> tuple[str, ...]:
@@ -283,12 +286,6 @@ def _case_filters() -> dict[str, Filter]:
     }
 
 
-def _cases(params: dict[str, Any]) -> QuerySet:
-    from zhizhi.cases.models import Case
-
-    return apply_filters(Case.objects.all(), _case_filters(), params)
-
-
 # When a case stopped being open (办结, or cancelled/merged before that).
 CASE_ENDED = ("finished_at", "closed_at", "cancelled_at", "merged_at")
 
@@ -301,67 +298,89 @@ def _handling_hours() -> Any:
     return ExpressionWrapper(F("finished_at") - F("dispatched_at"), output_field=DurationField())
 
 
-def cases_reported(params: dict[str, Any], measure: str, span: Span, group: Group) -> Iterator[Bucket]:
-    return buckets(_cases(params), "reported_at", span, group=group)
+@dataclass(frozen=True)
+class Event:
+    """A row of the source's table comes in (+1) or goes out (−1) when `column` passes, if `q`."""
+
+    q: Q
+    column: Any
+    sign: int = 1
+    measure: Any = None
 
 
-def cases_closed(params: dict[str, Any], measure: str, span: Span, group: Group) -> Iterator[Bucket]:
-    return buckets(_cases(params), "closed_at", span, group=group)
+def _ended_known() -> Q:
+    out = Q(pk__in=[])
+    for column in CASE_ENDED:
+        out |= Q(**{f"{column}__isnull": False})
+    return out
 
 
-def cases_finished(params: dict[str, Any], measure: str, span: Span, group: Group) -> Iterator[Bucket]:
-    """Cases finished (办结); `on_time`: no later than the handling deadline; `with_deadline`: only
-    cases that had one (the denominator of the on-time rate)."""
-    qs = _cases(params)
-    on_time = params.get("on_time")
-    if on_time is not None:
-        qs = qs.filter(due_at__isnull=False)
-        qs = qs.filter(finished_at__lte=F("due_at")) if on_time else qs.filter(finished_at__gt=F("due_at"))
-    if params.get("with_deadline"):
-        qs = qs.filter(due_at__isnull=False)
-    if measure == "handling_hours":
-        qs = qs.filter(dispatched_at__isnull=False)
-        return buckets(qs, "finished_at", span, group=group, measure=_handling_hours())
-    return buckets(qs, "finished_at", span, group=group)
+def case_events(name: str, params: dict[str, Any], measure: str) -> list[Event]:
+    """What each case source counts, as events on the case table: the one definition both the
+    daily buckets and today's single scan (services.delta) are built from."""
+    if name == "cases.reported":
+        return [Event(Q(), F("reported_at"))]
+    if name == "cases.closed":
+        return [Event(Q(), F("closed_at"))]
+    if name == "cases.finished":
+        q = Q()
+        on_time = params.get("on_time")
+        if on_time is not None:
+            q &= Q(due_at__isnull=False)
+            q &= Q(finished_at__lte=F("due_at")) if on_time else Q(finished_at__gt=F("due_at"))
+        if params.get("with_deadline"):
+            q &= Q(due_at__isnull=False)
+        if measure == "handling_hours":
+            return [Event(q & Q(dispatched_at__isnull=False), F("finished_at"), measure=_handling_hours())]
+        return [Event(q, F("finished_at"))]
+    if name == "cases.visited":
+        q = ~Q(satisfaction="")
+        if params.get("satisfaction"):
+            q &= Q(satisfaction__in=params["satisfaction"])
+        return [Event(q, F("visited_at"))]
+    if name == "cases.open":
+        return [Event(Q(), F("reported_at")), Event(Q(), _ended(), sign=-1)]
+    if name == "cases.overdue":
+        due = Q(due_at__isnull=False)
+        return [
+            Event(due, F("due_at")),
+            Event(
+                due & _ended_known(), Greatest(F("due_at"), _ended(), output_field=DateTimeField()), sign=-1
+            ),
+        ]
+    raise KeyError(name)
 
 
-def cases_visited(params: dict[str, Any], measure: str, span: Span, group: Group) -> Iterator[Bucket]:
-    qs = _cases(params).exclude(satisfaction="")
-    if params.get("satisfaction"):
-        qs = qs.filter(satisfaction__in=params["satisfaction"])
-    return buckets(qs, "visited_at", span, group=group)
+def _from_events(name: str, model: str) -> Compute:
+    def compute(params: dict[str, Any], measure: str, span: Span, group: Group) -> Iterator[Bucket]:
+        from django.apps import apps
+
+        qs = apply_filters(apps.get_model(model).objects.all(), FILTERS[model](), params)
+        for event in EVENTS[model](name, params, measure):
+            yield from buckets(
+                qs.filter(event.q), event.column, span, group=group, measure=event.measure, sign=event.sign
+            )
+
+    compute.__name__ = name.replace(".", "_")
+    compute.__doc__ = f"{name}: daily buckets of the events of {model} (see case_events / alarm_events)."
+    return compute
 
 
-def cases_open(params: dict[str, Any], measure: str, span: Span, group: Group) -> Iterator[Bucket]:
-    """In on reported_at, out when finished, closed, cancelled or merged (whichever came first)."""
-    qs = _cases(params)
-    yield from buckets(qs, "reported_at", span, group=group)
-    yield from buckets(qs, _ended(), span, group=group, sign=-1)
+def _event_source(name: str, label: str, label_en: str, kind: str, model: str, **kw: Any) -> Source:
+    return Source(name, label, label_en, kind, _from_events(name, model), model=model, **kw)
 
 
-def cases_overdue(params: dict[str, Any], measure: str, span: Span, group: Group) -> Iterator[Bucket]:
-    """Past the handling deadline and not yet finished: in when due_at passes, out when it ends."""
-    qs = _cases(params).filter(due_at__isnull=False)
-    yield from buckets(qs, "due_at", span, group=group)
-    ended = qs.annotate(_end=_ended()).filter(_end__isnull=False)
-    yield from buckets(ended, Greatest(F("due_at"), F("_end")), span, group=group, sign=-1)
-
-
-register(Source("cases.reported", "受理案件", "cases reported", FLOW, cases_reported))
-register(Source("cases.closed", "结案案件", "cases closed", FLOW, cases_closed))
+register(_event_source("cases.reported", "受理案件", "cases reported", FLOW, "cases.Case"))
+register(_event_source("cases.closed", "结案案件", "cases closed", FLOW, "cases.Case"))
 register(
-    Source(
-        "cases.finished",
-        "办结案件",
-        "cases finished",
-        FLOW,
-        cases_finished,
+    _event_source(
+        "cases.finished", "办结案件", "cases finished", FLOW, "cases.Case",
         measures={"handling_hours": "处置时长(小时)"},
     )
-)
-register(Source("cases.visited", "回访案件", "cases visited", FLOW, cases_visited))
-register(Source("cases.open", "在办案件", "open cases", STOCK, cases_open))
-register(Source("cases.overdue", "超期未办结案件", "overdue cases", STOCK, cases_overdue))
+)  # fmt: skip
+register(_event_source("cases.visited", "回访案件", "cases visited", FLOW, "cases.Case"))
+register(_event_source("cases.open", "在办案件", "open cases", STOCK, "cases.Case"))
+register(_event_source("cases.overdue", "超期未办结案件", "overdue cases", STOCK, "cases.Case"))
 
 
 # --- alarms, devices, cameras ------------------------------------------------------------------
@@ -378,21 +397,13 @@ def _alarm_filters() -> dict[str, Filter]:
     }
 
 
-def _alarms(params: dict[str, Any]) -> QuerySet:
-    from zhizhi.alerts.models import Alarm
-
-    return apply_filters(Alarm.objects.all(), _alarm_filters(), params)
-
-
-def alarms_raised(params: dict[str, Any], measure: str, span: Span, group: Group) -> Iterator[Bucket]:
-    return buckets(_alarms(params), "first_seen_at", span, group=group)
-
-
-def alarms_active(params: dict[str, Any], measure: str, span: Span, group: Group) -> Iterator[Bucket]:
-    """In on first_seen_at, out on cleared_at."""
-    qs = _alarms(params)
-    yield from buckets(qs, "first_seen_at", span, group=group)
-    yield from buckets(qs, "cleared_at", span, group=group, sign=-1)
+def alarm_events(name: str, params: dict[str, Any], measure: str) -> list[Event]:
+    """Alarms: raised on first_seen_at; active from then until cleared_at."""
+    if name == "alarms.raised":
+        return [Event(Q(), F("first_seen_at"))]
+    if name == "alarms.active":
+        return [Event(Q(), F("first_seen_at")), Event(Q(), F("cleared_at"), sign=-1)]
+    raise KeyError(name)
 
 
 def _device_filters() -> dict[str, Filter]:
@@ -427,8 +438,8 @@ def cameras(params: dict[str, Any], measure: str, span: Span, group: Group) -> I
         yield row["grid__path"], span.last, row["n"], 0.0, tuple(row[g] for g in group)
 
 
-register(Source("alarms.raised", "新发告警", "alarms raised", FLOW, alarms_raised))
-register(Source("alarms.active", "活动告警", "active alarms", STOCK, alarms_active))
+register(_event_source("alarms.raised", "新发告警", "alarms raised", FLOW, "alerts.Alarm"))
+register(_event_source("alarms.active", "活动告警", "active alarms", STOCK, "alerts.Alarm"))
 register(Source("devices", "感知设备", "devices", SNAPSHOT, devices))
 register(Source("cameras", "视频监控点位", "cameras", SNAPSHOT, cameras))
 
@@ -650,6 +661,15 @@ register(
         measures={"tax_paid": "纳税额(万元)", "revenue": "营业收入(万元)"},
     )
 )
+
+FILTERS: dict[str, Callable[[], dict[str, Filter]]] = {
+    "cases.Case": _case_filters,
+    "alerts.Alarm": _alarm_filters,
+}
+EVENTS: dict[str, Callable[[str, dict[str, Any], str], list[Event]]] = {
+    "cases.Case": case_events,
+    "alerts.Alarm": alarm_events,
+}
 
 _attached = False
 
