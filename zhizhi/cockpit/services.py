@@ -206,6 +206,74 @@ def _batch_series(
     return out
 
 
+def _one_scan(
+    tree: Tree, model: str, parts: list[Part], day: dt.date, cutoff: dt.datetime
+) -> dict[int, dict[str, Series]]:
+    """One day's changes of every part over one table, in ONE scan: each part's events become
+    conditional counts (and sums) of a single query grouped by area_path and the grouped filters.
+    What a day-by-day bucket query per part would give, at the cost of one pass over the table."""
+    from django.apps import apps
+    from django.db.models import Count, Q, Sum
+
+    start = sources.local_midnight(day)
+    splits = [p.source.split(p.source.effective(p.params)) for p in parts]
+    group = tuple(sorted({lookup for _, grouped in splits for lookup in grouped}))
+    columns: dict[str, str] = {}
+    annotations: dict[str, Any] = {}
+    aggregates: dict[str, Any] = {}
+    plan: list[list[tuple[str, str | None, int]]] = []
+    for index, part in enumerate(parts):
+        shared, _ = splits[index]
+        base = sources.filters_q(part.source.filters, shared)
+        steps = []
+        for k, event in enumerate(sources.EVENTS[model](part.source.name, shared, part.measure)):
+            key = str(event.column)
+            alias = columns.get(key)
+            if alias is None:
+                alias = columns[key] = f"_c{len(columns)}"
+                annotations[alias] = event.column
+            within = base & event.q & Q(**{f"{alias}__gte": start, f"{alias}__lt": cutoff})
+            count_name = f"n{index}_{k}"
+            aggregates[count_name] = Count("pk", filter=within)
+            sum_name = None
+            if event.measure is not None:
+                sum_name = f"s{index}_{k}"
+                aggregates[sum_name] = Sum(event.measure, filter=within)
+            steps.append((count_name, sum_name, event.sign))
+        plan.append(steps)
+    touched = Q(pk__in=[])
+    for alias in annotations:
+        touched |= Q(**{f"{alias}__gte": start, f"{alias}__lt": cutoff})
+    rows = list(
+        apps.get_model(model)
+        .objects.annotate(**annotations)
+        .filter(touched)
+        .order_by()
+        .values("area_path", *group)
+        .annotate(**aggregates)
+    )
+    ancestors: dict[str, list[str]] = {}
+    out: dict[int, dict[str, Series]] = {}
+    for index, part in enumerate(parts):
+        grouped = splits[index][1]
+        counts: dict[str, float] = defaultdict(float)
+        totals: dict[str, float] = defaultdict(float)
+        for row in rows:
+            path = row["area_path"]
+            if not path or any(row[lookup] not in allowed for lookup, allowed in grouped.items()):
+                continue
+            regions = ancestors.get(path)
+            if regions is None:
+                regions = ancestors[path] = tree.ancestors(path, Region.GRID)
+            n = sum(sign * (row[c] or 0) for c, _, sign in plan[index])
+            t = sum(sign * sources.number(row[m]) for _, m, sign in plan[index] if m is not None)
+            for region_path in regions:
+                counts[region_path] += n
+                totals[region_path] += t
+        out[index] = {p: [(counts.get(p, 0.0), totals.get(p, 0.0))] for p in tree.within(part.deepest)}
+    return out
+
+
 def _windowed(
     tree: Tree,
     part: Part,
@@ -314,9 +382,17 @@ def _part_series(
         if den is not None:
             parts.append(den)
     batches: dict[tuple[Any, ...], list[int]] = defaultdict(list)
+    tables: dict[str, list[int]] = defaultdict(list)
     for index, part in enumerate(parts):
-        batches[part.batch_key()].append(index)
+        if delta and part.source.model and first == last:
+            tables[part.source.model].append(index)
+        else:
+            batches[part.batch_key()].append(index)
     series: dict[int, dict[str, Series]] = {}
+    for model, members in tables.items():
+        result = _one_scan(tree, model, [parts[i] for i in members], first, cutoff)
+        for position, index in enumerate(members):
+            series[index] = result[position]
     for members in batches.values():
         result = _batch_series(tree, [parts[i] for i in members], first, last, cutoff)
         for position, index in enumerate(members):

@@ -166,16 +166,22 @@ def get(name: str) -> Source:
 # --- the query helpers ---------------------------------------------------------------------------
 
 
-def apply_filters(qs: QuerySet, source_filters: dict[str, Filter], params: dict[str, Any]) -> QuerySet:
+def filters_q(source_filters: dict[str, Filter], params: dict[str, Any]) -> Q:
+    """The column filters among `params` as one Q (the others the source applies itself)."""
+    q = Q()
     for name, value in params.items():
         spec = source_filters.get(name)
         if spec is None or not spec.lookup:
             continue
         if isinstance(value, list):
-            qs = qs.filter(**{f"{spec.lookup}__in": value})
+            q &= Q(**{f"{spec.lookup}__in": value})
         else:
-            qs = qs.filter(**{spec.lookup: value})
-    return qs
+            q &= Q(**{spec.lookup: value})
+    return q
+
+
+def apply_filters(qs: QuerySet, source_filters: dict[str, Filter], params: dict[str, Any]) -> QuerySet:
+    return qs.filter(filters_q(source_filters, params))
 
 
 def buckets(
@@ -220,7 +226,7 @@ def buckets(
             day = dt.date.fromisoformat(day)
         elif isinstance(day, dt.datetime):
             day = day.date()
-        total = _number(row.get("s"))
+        total = number(row.get("s"))
         yield row["_p"], day, sign * row["n"], sign * total, tuple(row[g] for g in group)
 
 
@@ -237,7 +243,7 @@ def _local_date(column: str, span: Span) -> Any:
     return TruncDate(column, tzinfo=tz)
 
 
-def _number(value: Any) -> float:
+def number(value: Any) -> float:
     if value is None:
         return 0.0
     if isinstance(value, dt.timedelta):
