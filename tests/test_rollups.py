@@ -285,3 +285,26 @@ def test_a_snapshot_is_kept_only_for_the_night_just_ended(street: Street) -> Non
     with clock.frozen_at(at(10, 0, 10)):
         trend = dict(services.trend("online", street.street, days=3))
     assert trend[dt.date(2026, 3, 8)] is None and trend[dt.date(2026, 3, 9)] == 1
+
+
+def test_the_demo_loader_is_idempotent(street: Street) -> None:
+    import json
+
+    from zhizhi.cases.models import Category
+    from zhizhi.cockpit import demo
+    from zhizhi.demo import extras
+
+    assert ("indicators", "zhizhi.cockpit.demo:load") in extras.LOADERS
+    rows = json.loads(services.DATA_FILE.read_text(encoding="utf-8"))
+    classes = {c for r in rows for c in r.get("params", {}).get("category_class", [])}
+    Category.objects.bulk_create([Category(code=c, name=f"大类{c}") for c in sorted(classes)])
+    history(street)
+    with clock.frozen_at(at(15, 0, 30)):
+        first = demo.load(street.street)
+        again = demo.load(street.street)
+        board = services.board(street.street, day=dt.date(2026, 3, 14))
+    assert first["created"] == len(rows) and first["rollup_rows"] > 0
+    assert again == {"created": 0, "updated": 0, "unchanged": len(rows), "rollup_rows": 0}
+    assert RollupRun.objects.filter(day=dt.date(2026, 3, 1)).exists()  # the whole case history
+    values = {r["code"]: r["value"] for r in board["indicators"]}
+    assert values["cases_month"] == Case.objects.filter(reported_at__lt=at(15, 0)).count()
