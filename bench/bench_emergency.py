@@ -13,7 +13,7 @@ them lived in), then times, best of three:
             timeline, publish the live event — one transaction;
   list      `services.care_list`: the people of special care of the incident, sorted, with building /
             unit / floor / room and their responsible workers;
-  raw       the floor: the same number of bare task rows by one prepared INSERT, nothing else.
+  raw       the floor: the same number of bare task rows, written the same way, nothing else.
 
 Aims (the issue): 13 buildings / ~790 households under 1 s; 10,000 households under 5 s. Figures
 only, never an assert.
@@ -50,8 +50,8 @@ def best_of(fn: Callable[[], Any], repeat: int = 3) -> tuple[float, Any]:
 
 
 def raw_insert(incident: Any, house_rows: list[tuple[int, int, int]]) -> float:
-    """The same number of task rows for the same houses by one prepared INSERT over all rows (what
-    declaring itself uses), nothing else: the floor. Removed afterwards."""
+    """The same number of task rows for the same houses, written the way declaring writes them (COPY
+    on PostgreSQL, multi-row INSERTs on SQLite), nothing else: the floor. Removed afterwards."""
     from django.db import transaction
 
     from zhizhi.cockpit.emergency.models import EvacuationTask, Incident
@@ -103,7 +103,7 @@ def case(label: str, declare: Callable[[str], Any], user: Any) -> None:
         f"  list    {listed_took:7.3f} s   ({len(people):,} people in {listed_households:,} of "
         f"{vulnerable_households:,} vulnerable households)"
     )
-    print(f"  raw     {raw:7.3f} s   (INSERT of {len(rows):,} bare task rows)")
+    print(f"  raw     {raw:7.3f} s   ({len(rows):,} bare task rows written the same way (COPY / INSERT))")
     if raw > 0:
         print(f"  ratio   declare / raw insert = {took / raw:5.1f}×")
 
