@@ -60,7 +60,7 @@ def _announce(alarm: Alarm, kind: str) -> None:
             "area": alarm.area_path,
             "value": alarm.value,
             "count": alarm.count,
-            "at": (alarm.cleared_at if kind == "cleared" else alarm.last_seen_at).isoformat(),
+            "at": ((kind == "cleared" and alarm.cleared_at) or alarm.last_seen_at).isoformat(),
         },
         area_path=alarm.area_path,
     )
