@@ -482,3 +482,32 @@ def test_concurrent_retries_with_one_request_id_send_once(street: Street) -> Non
     assert errors == []
     assert len(set(got)) == 1 and len(got) == 4
     assert Broadcast.objects.count() == 1 and OutboxMessage.objects.count() == 2
+
+
+def test_sms_gateway_not_listening_then_back(street: Street, settings) -> None:  # type: ignore[no-untyped-def]
+    u = street.users
+    phone(u["grid_a1"], "13900003333")
+    gone = FakeGateway()
+    settings.ZHIZHI_SMS_URL = gone.url + "/sms"
+    gone.close()  # nothing listens on that port now: connection refused
+    with clock.frozen_at(START):
+        b = bc.send_broadcast(
+            u["dispatcher"],
+            subject="演练",
+            body="十点集合",
+            recipients=[u["grid_a1"]],
+            channels=["inbox", "sms"],
+        )
+        assert services.deliver_due() == {"sent": 1, "retry": 1, "dead": 0}  # the inbox lands, SMS waits
+    sms = OutboxMessage.objects.get(cause=bc.cause_of(b), channel="sms")
+    assert sms.status == OutboxMessage.PENDING and "refused" in sms.last_error.lower()
+    assert bc.receipts(b)["delivered"] == 1  # the inbox copy counts as delivered
+    back = FakeGateway()
+    try:
+        settings.ZHIZHI_SMS_URL = back.url + "/sms"
+        with clock.frozen_at(START + dt.timedelta(minutes=5)):
+            assert services.deliver_due()["sent"] == 1
+            assert services.deliver_due()["sent"] == 0
+        assert [r["body"]["phone"] for r in back.received] == ["13900003333"]
+    finally:
+        back.close()
