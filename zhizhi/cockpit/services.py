@@ -389,14 +389,15 @@ def _part_series(
         else:
             batches[part.batch_key()].append(index)
     series: dict[int, dict[str, Series]] = {}
-    for model, members in tables.items():
-        result = _one_scan(tree, model, [parts[i] for i in members], first, cutoff)
-        for position, index in enumerate(members):
-            series[index] = result[position]
-    for members in batches.values():
-        result = _batch_series(tree, [parts[i] for i in members], first, last, cutoff)
-        for position, index in enumerate(members):
-            series[index] = result[position]
+    with sources.one_pass():  # sources share what they read within this pass (the residents rows)
+        for model, members in tables.items():
+            result = _one_scan(tree, model, [parts[i] for i in members], first, cutoff)
+            for position, index in enumerate(members):
+                series[index] = result[position]
+        for members in batches.values():
+            result = _batch_series(tree, [parts[i] for i in members], first, last, cutoff)
+            for position, index in enumerate(members):
+                series[index] = result[position]
     return {
         ind.pk: (series[num_index], series[den_index] if den_index is not None else None)
         for ind, num_index, den_index in owners

@@ -20,7 +20,10 @@ filters share ONE query grouped by those columns too (`group`), and each takes i
 from __future__ import annotations
 
 import datetime as dt
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,15 +40,13 @@ from django.db.models import (
     Func,
     Max,
     Min,
-    OuterRef,
     Q,
     QuerySet,
-    Subquery,
     Sum,
     Value,
     When,
 )
-from django.db.models.functions import Coalesce, Greatest, Least, TruncDate
+from django.db.models.functions import Coalesce, Greatest, TruncDate
 from django.utils import timezone
 
 from zhizhi.problems import Invalid, Problem
@@ -76,6 +77,28 @@ class Span:
     @property
     def start(self) -> dt.datetime:
         return local_midnight(self.first)
+
+
+_PASS: ContextVar[dict[Any, Any] | None] = ContextVar("zhizhi_cockpit_pass", default=None)
+
+
+@contextmanager
+def one_pass() -> Iterator[None]:
+    """Within a computation pass, sources may share what they read (`memo`)."""
+    token = _PASS.set({})
+    try:
+        yield
+    finally:
+        _PASS.reset(token)
+
+
+def memo(key: Any, fetch: Callable[[], Any]) -> Any:
+    cache = _PASS.get()
+    if cache is None:
+        return fetch()
+    if key not in cache:
+        cache[key] = fetch()
+    return cache[key]
 
 
 def local_midnight(day: dt.date) -> dt.datetime:
@@ -464,22 +487,30 @@ def _person_filters() -> dict[str, Filter]:
     }
 
 
-class YearsAfter(Func):
-    """The date `years` after a date column (a birthday), in SQL on both engines."""
+def _years_after(day: dt.date, years: int) -> dt.date:
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:  # born on 29 February: the birthday falls on 1 March
+        return day.replace(year=day.year + years, month=3, day=1)
 
-    output_field = DateField()
 
-    def __init__(self, expression: Any, years: int) -> None:
-        super().__init__(expression)
-        self.years = int(years)
+PERSON_DIMS = ("population_type", "gender")
 
-    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:  # type: ignore[override]
-        sql, params = compiler.compile(self.source_expressions[0])
-        return f"(({sql}) + %s::interval)::date", [*params, f"{self.years} years"]
 
-    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:  # type: ignore[override]
-        sql, params = compiler.compile(self.source_expressions[0])
-        return f"date({sql}, %s)", [*params, f"+{self.years} years"]
+def _person_rows(span: Span) -> list[dict[str, Any]]:
+    """One row per resident: where, since when, until when (if gone), birth date and the column
+    filters — ONE grouped query, shared by every residents indicator of a computation pass."""
+    from zhizhi.people.models import Person
+
+    def fetch() -> list[dict[str, Any]]:
+        rows = (
+            Person.objects.order_by()
+            .values("pk", "area_path", "created_at", "birth_date", "status", *PERSON_DIMS)
+            .annotate(since=Min("residencies__start_date"), until=Max("residencies__end_date"))
+        )
+        return list(rows)
+
+    return memo(("residents", span.cutoff), fetch)
 
 
 def residents(params: dict[str, Any], measure: str, span: Span, group: Group) -> Iterator[Bucket]:
@@ -487,30 +518,43 @@ def residents(params: dict[str, Any], measure: str, span: Span, group: Group) ->
     Zhizhi) and, once no longer 在册 (moved out, deceased), until their last residency end; someone
     not 在册 without such a date leaves the whole history. With min_age/max_age a person counts from
     their min_age birthday until their (max_age + 1) birthday: the age as of each day."""
-    from zhizhi.people.models import Person, Residency
-
-    qs = apply_filters(Person.objects.all(), _person_filters(), params)
-    mine = Residency.objects.filter(person=OuterRef("pk")).order_by().values("person")
-    first_start = Subquery(mine.annotate(m=Min("start_date")).values("m")[:1], output_field=DateField())
-    last_end = Subquery(mine.annotate(m=Max("end_date")).values("m")[:1], output_field=DateField())
-    since: Any = Coalesce(first_start, TruncDate("created_at"), output_field=DateField())
-    if params.get("min_age") is not None:
-        since = Greatest(since, YearsAfter(F("birth_date"), params["min_age"]), output_field=DateField())
-    qs = qs.annotate(_until=last_end).exclude(~Q(status="active") & Q(_until__isnull=True))
-    aged: Any = None
-    if params.get("max_age") is not None:
-        aged = YearsAfter(F("birth_date"), int(params["max_age"]) + 1)
-    if aged is None:
-        leave: Any = Case(
-            When(status="active", then=Value(None)), default=F("_until"), output_field=DateField()
-        )
-    else:
-        leave = Case(
-            When(status="active", then=aged), default=Least(F("_until"), aged), output_field=DateField()
-        )
-    qs = qs.annotate(_in=since, _out=leave).filter(Q(_out__isnull=True) | Q(_out__gt=F("_in")))
-    yield from buckets(qs, F("_in"), span, group=group, dates=True)
-    yield from buckets(qs.filter(_out__isnull=False), F("_out"), span, group=group, dates=True, sign=-1)
+    wanted = {
+        name: set(value if isinstance(value, list) else [value])
+        for name, value in params.items()
+        if name in PERSON_DIMS
+    }
+    min_age, max_age = params.get("min_age"), params.get("max_age")
+    # Counted here per (path, day, grouped values): a person is a row of the query, not a bucket.
+    changes: dict[tuple[str, dt.date, tuple[Any, ...]], int] = defaultdict(int)
+    for row in _person_rows(span):
+        path = row["area_path"]
+        if not path or (wanted and any(row[name] not in allowed for name, allowed in wanted.items())):
+            continue
+        enter = row["since"] or timezone.localdate(row["created_at"])
+        leave = None
+        if row["status"] != "active":
+            if row["until"] is None:
+                continue
+            leave = row["until"]
+        if min_age is not None:
+            enter = max(enter, _years_after(row["birth_date"], int(min_age)))
+        if max_age is not None:
+            aged_out = _years_after(row["birth_date"], int(max_age) + 1)
+            leave = aged_out if leave is None else min(leave, aged_out)
+        if leave is not None and leave <= enter:
+            continue
+        dims = tuple(row[g] for g in group)
+        day_in = _on_day(enter, span)
+        if day_in is None:
+            continue
+        changes[(path, day_in, dims)] += 1
+        if leave is not None:
+            day_out = _on_day(leave, span)
+            if day_out is not None:
+                changes[(path, day_out, dims)] -= 1
+    for (path, day, dims), n in changes.items():
+        if n:
+            yield path, day, n, 0.0, dims
 
 
 def care_people(params: dict[str, Any], measure: str, span: Span, group: Group) -> Iterator[Bucket]:
