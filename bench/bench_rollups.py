@@ -8,6 +8,7 @@ the demo responsibility list, then inserts `--cases` cases spread over the past 
 with dispatch, deadline, finish (some late), close and return visit. Timed:
 
   backfill     rollup.backfill of the 365 days for all indicators (what the demo loader and a rebuild do)
+  nightly      rollup.build(yesterday): what the 00:10 task does each night
   board·rollup services.board(street, day=yesterday): the street, its communities, yesterday and the
                day before, read from the rollups
   board·raw    the same two days of every indicator computed from the raw rows (services.compute_many)
@@ -142,6 +143,9 @@ def child(cases: int, scale: float) -> None:
     backfill_seconds = time.perf_counter() - t0
     indicators = list(Indicator.objects.filter(enabled=True))
     assert not any(i.stale_since for i in indicators)
+    t0 = time.perf_counter()
+    rollup.build(yesterday)
+    nightly_seconds = time.perf_counter() - t0
 
     street = Region.objects.get(level="street")
     board_rollup, board = best(lambda: services.board(street, day=yesterday))
@@ -185,6 +189,7 @@ def child(cases: int, scale: float) -> None:
                 "setup_s": setup,
                 "insert_s": insert_seconds,
                 "backfill_s": backfill_seconds,
+                "nightly_s": nightly_seconds,
                 "rollup_rows": sum(written.values()),
                 "table_rows": IndicatorValue.objects.count(),
                 "board_rollup_s": board_rollup,
@@ -236,6 +241,7 @@ def main() -> None:
         f"backfill 365 days: {r['backfill_s']:.1f} s, {r['rollup_rows']:,} rollup rows "
         f"({r['rollup_rows'] / max(r['backfill_s'], 1e-9):,.0f} rows/s)"
     )
+    print(f"nightly rollup of one day (all indicators, every region): {r['nightly_s']:.1f} s")
     print(f"{'':<34}{'rollup s':>10}{'raw s':>10}{'ratio':>9}")
     print(
         f"{'board, street + communities, 2 days':<34}{r['board_rollup_s']:>10.3f}{r['board_raw_s']:>10.3f}"
