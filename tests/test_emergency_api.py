@@ -108,3 +108,31 @@ def test_api_errors_are_bilingual_and_scoped(street: Street) -> None:
         content_type="application/json",
     ).json()
     assert client_b.get(f"/api/v1/emergency/incidents/{only_a['id']}/vulnerable").status_code == 403
+
+
+def test_the_command_centre_reassigns_an_unassigned_household(street: Street) -> None:
+    populate(street)
+    street.person("b2", grid="B2", house="B2-1-101")  # B2 has no worker: its household is unassigned
+    desk = as_user(street, "dispatcher")
+    incident = desk.post(
+        "/api/v1/emergency/incidents/",
+        {"kind": "fire", "area_mode": "buildings", "building_ids": buildings(street, "B2")},
+        content_type="application/json",
+    ).json()
+    assert [w["code"] for w in incident["warnings"]] == ["unassigned"]
+    task = EvacuationTask.objects.get(incident_id=incident["id"])
+    url = f"/api/v1/emergency/incidents/{incident['id']}/tasks/{task.pk}/assign"
+    worker = street.users["grid_b1"]
+    moved = desk.post(url, {"assignee": worker.pk}, content_type="application/json")
+    assert moved.status_code == 200 and moved.json()["assignee"] == worker.pk
+    assert desk.get(f"/api/v1/emergency/incidents/{incident['id']}").json()["counts"]["unassigned"] == 0
+    events = Incident.objects.get(pk=incident["id"]).events.filter(kind="assigned", task=task)
+    assert events.count() == 1 and "B1网格员" in events.get().text
+    assert (
+        as_user(street, "grid_b1").get(f"/api/v1/emergency/incidents/{incident['id']}/tasks").json()["items"]
+    )
+    # Not a worker of this street, or a resident: refused naming the field; a worker may not reassign.
+    bad = desk.post(url, {"assignee": street.users["resident"].pk}, content_type="application/json")
+    assert bad.status_code == 400 and bad.json()["errors"][0]["field"] == "assignee"
+    refused = as_user(street, "grid_b1").post(url, {"assignee": worker.pk}, content_type="application/json")
+    assert refused.status_code == 403

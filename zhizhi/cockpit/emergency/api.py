@@ -221,3 +221,21 @@ def mark(request: HttpRequest, task_id: int, payload: MarkIn) -> dict[str, Any]:
         )
     task = EvacuationTask.objects.select_related("house__building").get(pk=task.pk)
     return task_out(task)
+
+
+class AssignIn(StrictInput):
+    assignee: int = Field(
+        ..., description="用户 id of a grid worker, community worker or command-centre user"
+    )
+
+
+@router.post(
+    "/incidents/{int:incident_id}/tasks/{int:task_id}/assign", response=OK, operation_id="emergency_assign"
+)
+def assign(request: HttpRequest, incident_id: int, task_id: int, payload: AssignIn) -> dict[str, Any]:
+    """改派 Give a household to another worker (command centre only); the worker is notified."""
+    user = request.auth  # type: ignore[attr-defined]
+    incident = services.get_incident(user, incident_id)
+    with acting(request):
+        task = services.assign_task(user, incident, task_id, payload.assignee)
+    return task_out(task)

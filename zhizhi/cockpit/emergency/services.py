@@ -1014,6 +1014,7 @@ def board_counts(incident: Incident, building_id: int | None = None) -> dict[str
         done=Count("pk", filter=Q(status__in=EvacuationTask.DONE)),
         vulnerable_done=Sum("vulnerable", filter=Q(status__in=EvacuationTask.DONE)),
         help=Count("pk", filter=Q(status="needs_help")),
+        unassigned=Count("pk", filter=Q(assignee__isnull=True)),
     )
     out = {
         "households_done": agg["done"] or 0,
@@ -1021,6 +1022,7 @@ def board_counts(incident: Incident, building_id: int | None = None) -> dict[str
         "vulnerable_done": agg["vulnerable_done"] or 0,
         "vulnerable_total": incident.vulnerable_total,
         "needs_help": agg["help"] or 0,
+        "unassigned": agg["unassigned"] or 0,
     }
     if building_id is not None:
         out["building"] = {
@@ -1131,6 +1133,75 @@ def mark_task(
                 "at": now.isoformat(),
             }
         live.publish(CHANNEL, payload, area_path=task.area_path)
+    return task
+
+
+def assign_task(actor: Any, incident: Incident, task_id: int, user_id: Any) -> EvacuationTask:
+    """Give a household to another worker (a grid without workers, a worker who cannot go): the
+    command centre only; the worker is notified and the timeline says who moved it."""
+    require_commander(actor, incident)
+    try:
+        uid = int(user_id)
+    except (TypeError, ValueError):
+        raise Invalid(
+            [_problem("assignee", "请选择工作人员", "Choose a worker", "assignee", str(user_id))]
+        ) from None
+    worker = User.objects.filter(pk=uid, is_active=True, role__in=(*WORKER_ROLES, *COMMAND_ROLES)).first()
+    if worker is None or not _touches(worker, incident.area_path):
+        raise Invalid(
+            [
+                _problem(
+                    "assignee_unknown",
+                    "该人员不存在、已停用，或不是本街道的网格员、社工或指挥中心人员",
+                    "No such active grid worker, community worker or command-centre user in this street",
+                    "assignee",
+                    uid,
+                )
+            ]
+        )
+    with transaction.atomic():
+        task = (
+            EvacuationTask.objects.select_for_update()
+            .select_related("house__building")
+            .filter(pk=task_id, incident=incident)
+            .first()
+        )
+        if task is None:
+            from django.http import Http404
+
+            raise Http404("撤离任务不存在 / No such task")
+        if task.assignee_id == worker.pk:
+            return task
+        before = task.assignee_id
+        now = clock.now()
+        task.assignee = worker
+        task.assigned_at = now
+        task.save(update_fields=["assignee", "assigned_at"])
+        where = f"{task.house.building.name}{task.house.unit}单元{task.house.room}室"
+        IncidentEvent.objects.create(
+            incident=incident,
+            at=now,
+            kind="assigned",
+            actor=actor,
+            task=task,
+            text=f"{where}改派给{worker}",
+            data={"from": before, "to": worker.pk},
+        )
+        link = f"/emergency/{incident.pk}/mine/"
+        _bulk_outbox(
+            [
+                OutboxMessage(
+                    channel="inbox",
+                    recipient=f"user:{worker.pk}",
+                    user_id=worker.pk,
+                    subject=f"【紧急】{incident.number} 新增撤离住户",
+                    body=f"{incident.title}：请撤离{where}。打开 {link} 标记。",
+                    link=link,
+                    idempotency_key=f"emergency:{incident.pk}:task:{task.pk}:at:{now.timestamp():.6f}:inbox",
+                    cause=f"emergency.incident:{incident.pk}",
+                )
+            ]
+        )
     return task
 
 
