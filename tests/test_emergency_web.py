@@ -245,3 +245,26 @@ def test_report_page_and_excel(street: Street) -> None:
     # Closing ends the clock and leads to the report; a worker may not close.
     assert login("grid_a1").post(f"/emergency/{incident.pk}/close/").status_code == 403
     assert leader.post(f"/emergency/{incident.pk}/close/")["Location"] == f"/emergency/{incident.pk}/report/"
+
+
+def test_unassigned_households_are_reassigned_from_the_board(street: Street) -> None:
+    populate(street)
+    street.person("b2", grid="B2", house="B2-1-101")  # B2 has no worker
+    incident = declare(street, building_ids=buildings(street, "B2")).incident
+    task = EvacuationTask.objects.get(incident=incident)
+    desk = login("dispatcher")
+    board = desk.get(f"/emergency/{incident.pk}/").content.decode()
+    assert 'id="unassigned-list"' in board and f"/tasks/{task.pk}/assign/" in board and "B1网格员" in board
+    moved = desk.post(
+        f"/emergency/{incident.pk}/tasks/{task.pk}/assign/", {"assignee": street.users["grid_b1"].pk}
+    )
+    assert moved.status_code == 302
+    task.refresh_from_db()
+    assert task.assignee == street.users["grid_b1"]
+    assert 'id="unassigned-list"' not in desk.get(f"/emergency/{incident.pk}/").content.decode()
+    assert (
+        login("grid_b1")
+        .post(f"/emergency/{incident.pk}/tasks/{task.pk}/assign/", {"assignee": 1})
+        .status_code
+        == 403
+    )

@@ -1205,6 +1205,18 @@ def assign_task(actor: Any, incident: Incident, task_id: int, user_id: Any) -> E
     return task
 
 
+def reassign_choices(incident: Incident) -> list[tuple[int, str]]:
+    """Who a household may be given to: the street's grid and community workers, by name."""
+    path = incident.area_path
+    users = (
+        User.objects.filter(is_active=True, role__in=WORKER_ROLES)
+        .filter(Q(regions__path__startswith=path) | Q(org_unit__region__path__startswith=path))
+        .distinct()
+        .order_by("role", "username")
+    )
+    return [(u.pk, f"{u}（{u.get_role_display()}）") for u in users]
+
+
 def _notify_dispatchers(incident: Incident, item: HelpRequest, where: str) -> None:
     parts = [p for p in incident.area_path.strip("/").split("/") if p]
     ancestors = ["/" + "/".join(parts[:d]) + "/" for d in range(1, len(parts) + 1)]

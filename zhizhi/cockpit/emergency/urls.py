@@ -13,6 +13,7 @@ urlpatterns = [
     path("<int:pk>/help/", views.help_list, name="emergency_help"),
     path("<int:pk>/help/<int:help_id>/resolve/", views.resolve_help, name="emergency_resolve_help"),
     path("<int:pk>/close/", views.close, name="emergency_close"),
+    path("<int:pk>/tasks/<int:task_id>/assign/", views.assign, name="emergency_assign"),
     path("<int:pk>/care/", views.care, name="emergency_care"),
     path("<int:pk>/reveal/", views.reveal, name="emergency_reveal"),
     path("<int:pk>/broadcast/", views.broadcast, name="emergency_broadcast"),

@@ -159,6 +159,12 @@ def _board_context(request: HttpRequest, incident: Incident) -> dict[str, Any]:
         "units": OrgUnit.objects.filter(active=True).order_by("kind", "code"),
         "roles": [r for r in ROLES if r[0] in services.STAFF_ROLES],
         "request_id": uuid.uuid4().hex,
+        "unassigned": list(
+            EvacuationTask.objects.filter(incident=incident, assignee__isnull=True)
+            .select_related("house__building", "grid")
+            .order_by("seq")[:50]
+        ),
+        "workers": services.reassign_choices(incident),
         "title": incident.number,
     }
 
@@ -214,6 +220,20 @@ def close(request: HttpRequest, pk: int) -> HttpResponse:
     except Forbidden as exc:
         return _refused(request, exc)
     return redirect("emergency_report", pk=pk)
+
+
+@login_required
+@require_POST
+def assign(request: HttpRequest, pk: int, task_id: int) -> HttpResponse:
+    incident = services.get_incident(request.user, pk)
+    try:
+        services.assign_task(request.user, incident, task_id, request.POST.get("assignee"))
+    except Forbidden as exc:
+        return _refused(request, exc)
+    except Invalid as exc:
+        for text in _problems(exc):
+            messages.error(request, text)
+    return redirect("emergency_board", pk=pk)
 
 
 # --- people of special care -------------------------------------------------------------------
