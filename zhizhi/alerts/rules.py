@@ -8,6 +8,7 @@ raising anything twice.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -94,13 +95,22 @@ def _clear_pred(
     return (lambda v: not any(p(v) for p in preds)), float(clear.get("for_seconds", 0))
 
 
-def _threshold(rule: AlertRule, device: Device, params: dict[str, Any], latest: dt.datetime) -> None:
+def _threshold(
+    rule: AlertRule,
+    device: Device,
+    params: dict[str, Any],
+    latest: dt.datetime,
+    recent: list[Point],
+    alarm: Alarm | None,
+) -> None:
+    """`recent`: the device's points up to `latest`, covering at least this rule's window; `alarm`:
+    the rule's active alarm of the device (locked), if any."""
     ladder = _ladder(params)
     if not ladder:
         return
     clear_pred, clear_for = _clear_pred(params, ladder)
     window = max([float(s.get("for_seconds", 0)) for s in ladder] + [clear_for]) + 1
-    points = _points(device, latest - dt.timedelta(seconds=window), latest)
+    points = _window(recent, latest - dt.timedelta(seconds=window))
     if not points:
         return
     at, value = points[-1]
@@ -110,11 +120,9 @@ def _threshold(rule: AlertRule, device: Device, params: dict[str, Any], latest: 
         if held is not None and held >= float(step.get("for_seconds", 0)):
             target = step.get("severity", "major")
             break
-    key = alarms.source_key(device)
     if target is not None:
         alarms.report(rule, device, target, at=at, value=value)
         return
-    alarm = alarms.active_alarm(rule, key)
     if alarm is None:
         return
     held = held_for(points, clear_pred)
@@ -125,7 +133,14 @@ def _threshold(rule: AlertRule, device: Device, params: dict[str, Any], latest: 
 
 
 # --- rate of change ------------------------------------------------------------------------------
-def _rate(rule: AlertRule, device: Device, params: dict[str, Any], latest: dt.datetime) -> None:
+def _rate(
+    rule: AlertRule,
+    device: Device,
+    params: dict[str, Any],
+    latest: dt.datetime,
+    recent: list[Point],
+    alarm: Alarm | None,
+) -> None:
     delta = float(params.get("delta", 0))
     within = float(params.get("within_seconds", 600))
     if delta <= 0:
@@ -133,7 +148,7 @@ def _rate(rule: AlertRule, device: Device, params: dict[str, Any], latest: dt.da
     clear_delta = float(params.get("clear_delta", delta / 2))
     points = [
         p
-        for p in _points(device, latest - dt.timedelta(seconds=within), latest)
+        for p in _window(recent, latest - dt.timedelta(seconds=within))
         if (latest - p[0]).total_seconds() <= within
     ]
     if not points:
@@ -143,7 +158,6 @@ def _rate(rule: AlertRule, device: Device, params: dict[str, Any], latest: dt.da
     if change >= delta:
         alarms.report(rule, device, params.get("severity", "major"), at=at, value=value, note=f"Δ={change:g}")
         return
-    alarm = alarms.active_alarm(rule, alarms.source_key(device))
     if alarm is None:
         return
     if change < clear_delta:
@@ -262,37 +276,126 @@ def check_params(kind: str, params: Any) -> dict[str, Any]:
 
 
 # --- entry points --------------------------------------------------------------------------------
-def evaluate_device(device: Device, readings: Iterable[Reading] | None = None) -> None:
+# Readings fetched at once, newest first, to find the latest and the points every rule looks at: enough
+# for the usual windows (a reading every 30 s over 10 minutes); a longer window is fetched whole.
+LOOKBACK = 128
+
+
+def _span(rule: AlertRule, params: dict[str, Any]) -> float | None:
+    """Seconds of readings before the latest one that `rule` looks at (None: it reads no points)."""
+    if rule.kind == AlertRule.THRESHOLD:
+        ladder = _ladder(params)
+        if not ladder:
+            return None
+        _, clear_for = _clear_pred(params, ladder)
+        return max([float(s.get("for_seconds", 0)) for s in ladder] + [clear_for]) + 1
+    if rule.kind == AlertRule.RATE:
+        return float(params.get("within_seconds", 600))
+    return None
+
+
+def _recent_points(device: Device, span: float | None) -> list[Point]:
+    """The device's valid readings, oldest first, from `span` seconds before the latest one up to it,
+    plus the last one before that (see `_points`); only the latest one when `span` is None; [] when
+    the device has none. Usually one query: the newest LOOKBACK readings cover the span."""
+    ok = Reading.objects.filter(device=device, status=Reading.OK, value__isnull=False)
+    rows = list(ok.order_by("-at").values_list("at", "value")[: LOOKBACK if span is not None else 1])
+    if not rows or span is None:
+        return [(at, float(v)) for at, v in rows if v is not None]
+    since = rows[0][0] - dt.timedelta(seconds=span)
+    if len(rows) == LOOKBACK and rows[-1][0] >= since:
+        return _points(device, since, rows[0][0])  # a long window of frequent readings
+    kept: list[Point] = []
+    for at, value in rows:
+        if value is None:
+            continue  # excluded by the query; for the type checker
+        kept.append((at, float(value)))
+        if at < since:
+            break  # the last one before the window
+    kept.reverse()
+    return kept
+
+
+def _window(points: list[Point], since: dt.datetime) -> list[Point]:
+    """`points` from `since` on, plus the last one before `since` (what `_points` would return)."""
+    start = bisect.bisect_left(points, since, key=lambda p: p[0])
+    return points[max(start - 1, 0) :]
+
+
+def evaluate_device(
+    device: Device, readings: Iterable[Reading] | None = None, *, locked: bool = False
+) -> None:
     """Evaluate every rule on `device` after new readings were stored (the readings themselves are read
-    back from the store, ordered by time, so late and out-of-order arrivals count correctly)."""
+    back from the store, ordered by time, so late and out-of-order arrivals count correctly).
+
+    `locked=True`: the caller's transaction already holds the device's row lock (ingestion does).
+    A batch costs a handful of queries whatever the number of rules: the enabled rules, the device's
+    overrides, its recent valid readings (one fetch covering the widest window any rule needs) and
+    its active alarms (locked, the device first, then the alarms, as everywhere)."""
+    if locked:
+        _evaluate(device)
+        return
     with transaction.atomic():
-        locked = Device.objects.select_for_update().filter(pk=device.pk).first()
-        if locked is None or not locked.enabled:
-            return
-        latest = (
-            Reading.objects.filter(device=locked, status=Reading.OK, value__isnull=False)
-            .order_by("-at")
-            .values_list("at", flat=True)
-            .first()
+        row = Device.objects.select_for_update().filter(pk=device.pk).first()
+        if row is not None:
+            _evaluate(row)
+
+
+def _evaluate(device: Device) -> None:
+    if not device.enabled:
+        return
+    rules = list(rules_for(device))
+    if not rules:
+        return
+    overrides = dict(
+        DeviceRuleOverride.objects.filter(device=device, rule__in=[r.pk for r in rules]).values_list(
+            "rule_id", "params"
         )
-        if latest is None:
-            return
-        for rule in rules_for(locked):
-            params = params_for(rule, locked)
-            if rule.kind == AlertRule.THRESHOLD:
-                _threshold(rule, locked, params, latest)
-            elif rule.kind == AlertRule.RATE:
-                _rate(rule, locked, params, latest)
-            elif rule.kind == AlertRule.MISSING:
-                # The device spoke: it is online again.
-                alarms.clear_for(rule, locked, at=latest, note="设备恢复上报")
-            elif rule.kind == AlertRule.INACTIVITY:
-                # The watched person moved: their alarm (source: the person, see care.py) clears; an
-                # alarm still keyed by this device (raised before per-person inactivity) clears too.
+    )
+    plan: list[tuple[AlertRule, dict[str, Any]]] = []
+    for rule in rules:
+        params = dict(rule.params or {})
+        extra = overrides.get(rule.pk)
+        if extra:
+            params.update(extra)
+        plan.append((rule, params))
+    spans = [s for s in (_span(rule, params) for rule, params in plan) if s is not None]
+    points = _recent_points(device, max(spans) if spans else None)
+    if not points:
+        return
+    latest = points[-1][0]
+    key = alarms.source_key(device)
+    keys = [key]
+    if device.watched_person_id is not None:
+        from zhizhi.alerts import care
+
+        keys.append(care.person_key(device.watched_person_id))
+    # No active alarm of a rule: nothing to lapse or clear, and no per-rule lookup.
+    active = {
+        (a.rule_id, a.source_key): a
+        for a in Alarm.objects.select_for_update()
+        .filter(source_key__in=keys, status=Alarm.ACTIVE, rule__in=[r.pk for r in rules])
+        .order_by("pk")
+    }
+    for rule, params in plan:
+        alarm = active.get((rule.pk, key))
+        if rule.kind == AlertRule.THRESHOLD:
+            _threshold(rule, device, params, latest, points, alarm)
+        elif rule.kind == AlertRule.RATE:
+            _rate(rule, device, params, latest, points, alarm)
+        elif rule.kind == AlertRule.MISSING:
+            # The device spoke: it is online again.
+            if alarm is not None:
+                alarms.clear(alarm, at=latest, note="设备恢复上报")
+        elif rule.kind == AlertRule.INACTIVITY:
+            # The watched person moved: their alarm (source: the person, see care.py) clears; an
+            # alarm still keyed by this device (raised before per-person inactivity) clears too.
+            if len(keys) > 1 and (rule.pk, keys[1]) in active:
                 from zhizhi.alerts import care
 
-                care.person_moved(rule, locked, latest)
-                alarms.clear_for(rule, locked, at=latest, note="设备恢复上报")
+                care.person_moved(rule, device, latest)
+            if alarm is not None:
+                alarms.clear(alarm, at=latest, note="设备恢复上报")
 
 
 def _parse_hhmm(text: str) -> dt.time:

@@ -365,7 +365,8 @@ def _call_rules(device: Device, readings: list[Reading]) -> None:
         return
     try:
         with transaction.atomic():
-            evaluate(device, readings)
+            # This transaction holds the device's row lock already: no second lock, no second row.
+            evaluate(device, readings, locked=True)
     except Exception:
         log.exception("alert rules failed for device %s; readings kept", device.code)
 
