@@ -406,6 +406,7 @@ def _report_context(request: HttpRequest, pk: int) -> tuple[Incident | None, Any
         "incident": incident,
         "counts": services.board_counts(incident),
         "elapsed": services.elapsed(incident),
+        "elapsed_minutes": round(services.elapsed(incident).total_seconds() / 60, 1),
         "timeline": services.timeline(incident),
         "tasks": services.task_rows(incident),
         "help": services.help_rows(incident),
