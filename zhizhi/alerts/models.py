@@ -82,7 +82,11 @@ class Reading(models.Model):
         verbose_name = "读数"
         verbose_name_plural = "读数"
         constraints = [models.UniqueConstraint(fields=["device", "at"], name="alerts_reading_device_at")]
-        indexes = [models.Index(fields=["device", "-at"], name="alerts_reading_device_at_desc")]
+        indexes = [
+            models.Index(fields=["device", "-at"], name="alerts_reading_device_at_desc"),
+            # The per-device rate limit counts the last minute's rows by arrival time.
+            models.Index(fields=["device", "received_at"], name="alerts_reading_device_recv"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.device_id}@{self.at:%Y-%m-%d %H:%M:%S} = {self.value}"

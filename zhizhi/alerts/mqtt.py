@@ -10,8 +10,9 @@ committed.
 Throughput: the bridge tells the broker it takes up to RECEIVE_MAXIMUM unacknowledged messages (MQTT 5
 Receive Maximum; a 3.1.1 session gets the broker's max_inflight_messages, 20 by default). After each
 network read it drains what else has already arrived, then stores the lot: the messages of one device
-with one token go to `services.ingest` together (one transaction, one rule evaluation per batch instead
-of one per message), and only then are they acknowledged. A lone reading is stored at once — batches
+with one token form one batch, and the batches of all devices go to `services.ingest_many` together
+(one transaction and a fixed number of queries for the whole burst, one rule evaluation per device
+instead of one per message), and only then are they acknowledged. A lone reading is stored at once — batches
 only form when messages arrive faster than they are stored. A message that is not a plain list of
 readings (malformed, too large) is handled on its own, so it cannot spoil another message's readings.
 
@@ -76,7 +77,7 @@ class Bridge:
         self.handled = 0  # messages processed (stored, refused or malformed alike)
         self.accepted = 0  # readings stored as "ok" (a redelivered duplicate does not count twice)
         self.connects = 0  # successful connections (more than one: the bridge reconnected)
-        self.batches = 0  # ingest calls (fewer than messages when messages arrive in bursts)
+        self.batches = 0  # device batches stored (fewer than messages when messages arrive in bursts)
         self._stop = threading.Event()
         self._link = False  # a socket to the broker is open (CONNACK may still be on its way)
         self._inbox: list[mqtt.MQTTMessage] = []  # received, not yet stored nor acknowledged
@@ -145,12 +146,17 @@ class Bridge:
                 groups.setdefault((code, token), []).extend(readings)
             else:
                 alone.append(parsed)  # refused on its own, with its own reason
+        batches = [
+            (code, token, readings[i : i + services.MAX_BATCH])
+            for (code, token), readings in groups.items()
+            for i in range(0, len(readings), services.MAX_BATCH)
+        ]
+        batches += alone
         self._fresh_connection()
-        for (code, token), readings in groups.items():
-            for i in range(0, len(readings), services.MAX_BATCH):
-                self._ingest(code, token, readings[i : i + services.MAX_BATCH])
-        for parsed in alone:
-            self._ingest(*parsed)
+        if len(batches) == 1:
+            self._ingest(*batches[0])
+        elif batches:
+            self._ingest_many(batches)
 
     def _fresh_connection(self) -> None:
         if not connection.in_atomic_block:
@@ -171,6 +177,27 @@ class Bridge:
         except Exception:
             log.exception("MQTT message from %s could not be stored", code)
         return None
+
+    def _ingest_many(self, batches: list[tuple[str, str, Any]]) -> None:
+        """All devices of a burst in one transaction (`services.ingest_many`); should that fail as a
+        whole (the database went away mid-way), batch by batch, each on its own."""
+        self.batches += len(batches)
+        try:
+            outcomes = services.ingest_many(batches, source="mqtt")
+        except Exception:
+            log.exception("MQTT burst of %d batches could not be stored together; one by one", len(batches))
+            self.batches -= len(batches)
+            self._fresh_connection()
+            for batch in batches:
+                self._ingest(*batch)
+            return
+        for (code, _, _), outcome in zip(batches, outcomes, strict=True):
+            if isinstance(outcome, services.IngestResult):
+                self.accepted += outcome.accepted
+            elif isinstance(outcome, services.DeviceRefused):
+                log.warning("MQTT message from %s refused: %s", code, outcome)
+            else:
+                log.warning("MQTT message from %s invalid: %s", code, outcome)
 
     def _flush(self) -> None:
         """Store what was received, then acknowledge it (a crash before the commit means redelivery)."""

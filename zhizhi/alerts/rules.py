@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from django.db import transaction
@@ -328,55 +328,78 @@ def evaluate_device(
     """Evaluate every rule on `device` after new readings were stored (the readings themselves are read
     back from the store, ordered by time, so late and out-of-order arrivals count correctly).
 
-    `locked=True`: the caller's transaction already holds the device's row lock (ingestion does).
-    A batch costs a handful of queries whatever the number of rules: the enabled rules, the device's
-    overrides, its recent valid readings (one fetch covering the widest window any rule needs) and
-    its active alarms (locked, the device first, then the alarms, as everywhere)."""
+    `locked=True`: the caller's transaction already holds the device's row lock (ingestion does)."""
     if locked:
-        _evaluate(device)
+        evaluate_devices([device])
         return
     with transaction.atomic():
         row = Device.objects.select_for_update().filter(pk=device.pk).first()
         if row is not None:
-            _evaluate(row)
+            evaluate_devices([row])
 
 
-def _evaluate(device: Device) -> None:
-    if not device.enabled:
+def evaluate_devices(devices: Sequence[Device]) -> None:
+    """`evaluate_device` for devices whose row locks the caller's transaction holds (ingestion of a
+    burst from the MQTT bridge: many devices, one transaction). A handful of queries whatever the
+    number of rules: the enabled rules, the devices' overrides and active alarms (locked: the devices
+    first, then the alarms, as everywhere) at once, and per device its recent valid readings (one
+    fetch covering the widest window any rule needs)."""
+    devices = [d for d in devices if d.enabled]
+    if not devices:
         return
-    rules = list(rules_for(device))
-    if not rules:
+    all_rules = list(AlertRule.objects.filter(enabled=True).order_by("code"))
+    if not all_rules:
         return
-    overrides = dict(
-        DeviceRuleOverride.objects.filter(device=device, rule__in=[r.pk for r in rules]).values_list(
-            "rule_id", "params"
-        )
-    )
-    plan: list[tuple[AlertRule, dict[str, Any]]] = []
-    for rule in rules:
-        params = dict(rule.params or {})
-        extra = overrides.get(rule.pk)
-        if extra:
-            params.update(extra)
-        plan.append((rule, params))
+    overrides = {
+        (device_id, rule_id): params
+        for device_id, rule_id, params in DeviceRuleOverride.objects.filter(
+            device__in=[d.pk for d in devices]
+        ).values_list("device_id", "rule_id", "params")
+    }
+    from zhizhi.alerts import care
+
+    keys: list[str] = []
+    for device in devices:
+        keys.append(alarms.source_key(device))
+        if device.watched_person_id is not None:
+            keys.append(care.person_key(device.watched_person_id))
+    # No active alarm of a rule: nothing to lapse or clear, and no per-rule lookup.
+    active = {
+        (a.rule_id, a.source_key): a
+        for a in Alarm.objects.select_for_update()
+        .filter(source_key__in=keys, status=Alarm.ACTIVE, rule__in=[r.pk for r in all_rules])
+        .order_by("pk")
+    }
+    for device in devices:
+        plan: list[tuple[AlertRule, dict[str, Any]]] = []
+        for rule in all_rules:
+            if rule.device_kind not in ("", device.kind):
+                continue
+            params = dict(rule.params or {})
+            extra = overrides.get((device.pk, rule.pk))
+            if isinstance(extra, dict):
+                params.update(extra)
+            plan.append((rule, params))
+        if plan:
+            _evaluate(device, plan, active)
+
+
+def _evaluate(
+    device: Device,
+    plan: list[tuple[AlertRule, dict[str, Any]]],
+    active: dict[tuple[int, str], Alarm],
+) -> None:
     spans = [s for s in (_span(rule, params) for rule, params in plan) if s is not None]
     points = _recent_points(device, max(spans) if spans else None)
     if not points:
         return
     latest = points[-1][0]
     key = alarms.source_key(device)
-    keys = [key]
+    person = None
     if device.watched_person_id is not None:
         from zhizhi.alerts import care
 
-        keys.append(care.person_key(device.watched_person_id))
-    # No active alarm of a rule: nothing to lapse or clear, and no per-rule lookup.
-    active = {
-        (a.rule_id, a.source_key): a
-        for a in Alarm.objects.select_for_update()
-        .filter(source_key__in=keys, status=Alarm.ACTIVE, rule__in=[r.pk for r in rules])
-        .order_by("pk")
-    }
+        person = care.person_key(device.watched_person_id)
     for rule, params in plan:
         alarm = active.get((rule.pk, key))
         if rule.kind == AlertRule.THRESHOLD:
@@ -390,7 +413,7 @@ def _evaluate(device: Device) -> None:
         elif rule.kind == AlertRule.INACTIVITY:
             # The watched person moved: their alarm (source: the person, see care.py) clears; an
             # alarm still keyed by this device (raised before per-person inactivity) clears too.
-            if len(keys) > 1 and (rule.pk, keys[1]) in active:
+            if person is not None and (rule.pk, person) in active:
                 from zhizhi.alerts import care
 
                 care.person_moved(rule, device, latest)
@@ -462,4 +485,4 @@ def _silence(rule: AlertRule, device: Device, now: dt.datetime) -> int:
         return 1
 
 
-__all__ = ["Alarm", "evaluate_device", "in_quiet_hours", "params_for", "sweep_silence"]
+__all__ = ["Alarm", "evaluate_device", "evaluate_devices", "in_quiet_hours", "params_for", "sweep_silence"]

@@ -30,14 +30,14 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import Count, F
 from django.db.models.constants import OnConflict
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from zhizhi import clock
 from zhizhi.alerts.models import Device, IngestCounter, Reading
-from zhizhi.problems import Problem, invalid
+from zhizhi.problems import Invalid, Problem, invalid
 
 log = logging.getLogger(__name__)
 
@@ -124,12 +124,11 @@ def count_refused(reason: str, n: int = 1) -> None:
 def authenticate(device_code: str, token: str, n: int = 1) -> Device:
     """The enabled device `device_code` if `token` is its token; else count the refusal and raise."""
     device = Device.objects.filter(code=str(device_code or "")[:40]).first()
-    if device is None or not device.enabled:
-        count_refused("unknown_device", n)
-        raise DeviceRefused("unknown_device", "设备不存在或已停用", "Unknown or disabled device")
-    if not device.token_hash or not hmac.compare_digest(device.token_hash, _token_hash(str(token or ""))):
-        count_refused("bad_token", n)
-        raise DeviceRefused("bad_token", "设备令牌不正确", "Wrong device token")
+    refused = _refusal(device, token)
+    if refused is not None or device is None:
+        assert refused is not None
+        count_refused(refused.reason, n)
+        raise refused
     return device
 
 
@@ -179,33 +178,86 @@ def _reason(zh: str, en: str) -> str:
 
 
 # --- the batch -------------------------------------------------------------------------------------
+Outcome = IngestResult | DeviceRefused | Invalid
+
+
 def ingest(device_code: str, token: str, readings: Sequence[Any], source: str = "http") -> IngestResult:
     """Store a batch of readings of one device; see the module docstring for every bad input.
 
     Raises `DeviceRefused` (unknown/disabled device, bad token) and `Invalid` (readings not a list, or
     over MAX_BATCH). Everything of one batch is written in one transaction. After storing, the
-    accepted ("ok") readings go to `zhizhi.alerts.rules.evaluate_device(device, readings)`, imported
-    lazily: while that module or function does not exist the hook is skipped, and an error inside it
-    is logged and rolled back to a savepoint, so a rule bug never loses the readings themselves.
+    accepted ("ok") readings go to `zhizhi.alerts.rules.evaluate_devices`, imported lazily: while that
+    module or function does not exist the hook is skipped, and an error inside it is logged and rolled
+    back to a savepoint, so a rule bug never loses the readings themselves.
     """
+    outcome = ingest_many([(device_code, token, readings)], source)[0]
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+def _shape_problem(readings: Any) -> Invalid | None:
     if not isinstance(readings, list | tuple):
-        raise invalid(
+        return invalid(
             "readings", "readings 应为读数列表", "readings must be a list of readings", field="readings"
         )
     if len(readings) > MAX_BATCH:
-        raise invalid(
+        return invalid(
             "batch_too_large",
             f"一次最多上报 {MAX_BATCH} 条读数",
             f"At most {MAX_BATCH} readings per batch",
             field="readings",
         )
-    device = authenticate(device_code, token, len(readings))
-    now = clock.now()
-    result = IngestResult()
-    oldest = now - dt.timedelta(days=settings.ZHIZHI_READING_RETENTION_DAYS)
-    low, high = PLAUSIBLE.get(device.kind, (-math.inf, math.inf))
+    return None
 
-    # Pass 1: each reading on its own (no database).
+
+def _refusal(device: Device | None, token: str) -> DeviceRefused | None:
+    if device is None or not device.enabled:
+        return DeviceRefused("unknown_device", "设备不存在或已停用", "Unknown or disabled device")
+    if not device.token_hash or not hmac.compare_digest(device.token_hash, _token_hash(str(token or ""))):
+        return DeviceRefused("bad_token", "设备令牌不正确", "Wrong device token")
+    return None
+
+
+def ingest_many(batches: Sequence[tuple[str, str, Any]], source: str = "http") -> list[Outcome]:
+    """`ingest` for several batches (device code, token, readings) received together — the MQTT bridge
+    drains a burst of many devices at once. Each batch gets the outcome `ingest` would return or raise,
+    in order; a bad batch spoils no other. The lot is stored in one transaction holding the devices'
+    row locks (taken in primary-key order), with a fixed number of queries rather than a few per batch:
+    one to authenticate, one to lock, one for duplicates, one for the rate counts, one insert, one
+    device update and one rule evaluation of every device that got valid readings."""
+    outcomes: list[Outcome | None] = [None] * len(batches)
+    codes = {str(code or "")[:40] for code, _, readings in batches if _shape_problem(readings) is None}
+    found = {d.code: d for d in Device.objects.filter(code__in=codes)} if codes else {}
+    now = clock.now()
+    oldest = now - dt.timedelta(days=settings.ZHIZHI_READING_RETENTION_DAYS)
+    work: list[tuple[int, Device, IngestResult, list[tuple[int, Reading]]]] = []
+    for i, (code, token, readings) in enumerate(batches):
+        problem = _shape_problem(readings)
+        if problem is not None:
+            outcomes[i] = problem
+            continue
+        device = found.get(str(code or "")[:40])
+        refused = _refusal(device, token)
+        if refused is not None or device is None:
+            assert refused is not None
+            count_refused(refused.reason, len(readings))
+            outcomes[i] = refused
+            continue
+        result = IngestResult()
+        work.append((i, device, result, _check(device, readings, now, oldest, result)))
+        outcomes[i] = result
+    for i in _store(work, now, source) if work else set():
+        count_refused("unknown_device", len(batches[i][2]))
+        outcomes[i] = DeviceRefused("unknown_device", "设备不存在或已停用", "Unknown or disabled device")
+    return [o for o in outcomes if o is not None]
+
+
+def _check(
+    device: Device, readings: Sequence[Any], now: dt.datetime, oldest: dt.datetime, result: IngestResult
+) -> list[tuple[int, Reading]]:
+    """Pass 1: each reading on its own (no database); the rejections go to `result`."""
+    low, high = PLAUSIBLE.get(device.kind, (-math.inf, math.inf))
     candidates: list[tuple[int, Reading]] = []
     for index, item in enumerate(readings):
         if not isinstance(item, dict):
@@ -262,61 +314,116 @@ def ingest(device_code: str, token: str, readings: Sequence[Any], source: str = 
             reading.status, reading.reason = Reading.REJECTED, _reason(zh, en)
             result.rejected.append(Rejection(index, "implausible", zh, en, True))
         candidates.append((index, reading))
+    return candidates
 
+
+def _store(
+    work: list[tuple[int, Device, IngestResult, list[tuple[int, Reading]]]], now: dt.datetime, source: str
+) -> set[int]:
+    """Pass 2, in one transaction: duplicates, the rate limit, the insert, the devices, the rules.
+    Returns the indexes of the batches whose device was deleted meanwhile (nothing stored)."""
+    limit = settings.ZHIZHI_DEVICE_RATE_PER_MINUTE
+    vanished: set[int] = set()
     with transaction.atomic():
-        # The device row lock queues concurrent batches of one device (HTTP + MQTT), so the duplicate
-        # check, the rate count and last_value are consistent; other devices are not held up.
-        device = Device.objects.select_for_update().get(pk=device.pk)
-        ats = [r.at for _, r in candidates]
-        known = set(Reading.objects.filter(device=device, at__in=ats).values_list("at", flat=True))
-        recent = Reading.objects.filter(device=device, received_at__gt=now - dt.timedelta(minutes=1)).count()
-        budget = max(settings.ZHIZHI_DEVICE_RATE_PER_MINUTE - recent, 0)
-        fresh: list[Reading] = []
-        for index, reading in candidates:
-            if reading.at in known:
-                result.duplicates += 1
-                # A duplicate of a rejected reading was already reported with it; say nothing twice.
-                result.rejected = [r for r in result.rejected if not (r.index == index and r.stored)]
-                continue
-            if budget <= 0:
-                result.rejected = [r for r in result.rejected if r.index != index]
-                result.rejected.append(
-                    Rejection(
-                        index,
-                        "rate_limited",
-                        f"上报过于频繁(每分钟最多 {settings.ZHIZHI_DEVICE_RATE_PER_MINUTE} 条)，此条未保存",
-                        f"Too many readings (at most {settings.ZHIZHI_DEVICE_RATE_PER_MINUTE} a minute); "
-                        "not stored",
-                        False,
-                    )
+        # The device row locks queue concurrent batches of one device (HTTP + MQTT), so the duplicate
+        # check, the rate count and last_value are consistent; other devices are not held up. Locked
+        # in primary-key order, as the care sweep does, so two lockers of many devices queue.
+        ids = sorted({device.pk for _, device, _, _ in work})
+        locked = {d.pk: d for d in Device.objects.select_for_update().filter(pk__in=ids).order_by("pk")}
+        ats = sorted({r.at for _, _, _, candidates in work for _, r in candidates})
+        known: set[tuple[int, dt.datetime]] = set()
+        for start in range(0, len(ats), 500):
+            known.update(
+                Reading.objects.filter(device_id__in=ids, at__in=ats[start : start + 500]).values_list(
+                    "device_id", "at"
                 )
+            )
+        # The rate counter is the stored rows (index on device, received_at); counting stops at the limit.
+        recent = dict(
+            Reading.objects.filter(device_id__in=ids, received_at__gt=now - dt.timedelta(minutes=1))
+            .order_by()
+            .values_list("device_id")
+            .annotate(n=Count("pk"))
+            .values_list("device_id", "n")
+        )
+        budget = {pk: max(limit - recent.get(pk, 0), 0) for pk in ids}
+        fresh: list[Reading] = []
+        accepted: dict[int, list[Reading]] = {}
+        for index_, device, result, candidates in work:
+            if device.pk not in locked:
+                vanished.add(index_)  # deleted between the look-up and the lock
                 continue
-            known.add(reading.at)
-            budget -= 1
-            fresh.append(reading)
+            ok = _admit(device.pk, candidates, result, known, budget, limit)
+            fresh += ok
+            good = [r for r in ok if r.status == Reading.OK]
+            result.accepted = len(good)
+            accepted.setdefault(device.pk, []).extend(good)
         # Ignoring conflicts: a batch racing past the lock on another database connection cannot fail.
         _insert_readings(fresh)
-        accepted = [r for r in fresh if r.status == Reading.OK]
-        result.accepted = len(accepted)
-        if accepted:
-            newest = max(accepted, key=lambda r: r.at)
+        moved: list[Device] = []
+        evaluate: list[Device] = []
+        for pk, good in accepted.items():
+            if not good:
+                continue
+            device = locked[pk]
+            newest = max(good, key=lambda r: r.at)
             if device.last_seen_at is None or newest.at >= device.last_seen_at:
-                # update(), not save(): a reading is not an edit of the device (no change log, no
-                # version bump that would make a person's edit of the device conflict).
-                Device.objects.filter(pk=device.pk).update(last_value=newest.value, last_seen_at=newest.at)
                 device.last_value, device.last_seen_at = newest.value, newest.at
-            _call_rules(device, sorted(accepted, key=lambda r: r.at))
-    result.rejected.sort(key=lambda r: r.index)
-    if result.rejected:
-        log.info(
-            "telemetry %s from %s: %d accepted, %d duplicates, %d rejected",
-            source,
-            device.code,
-            result.accepted,
-            result.duplicates,
-            len(result.rejected),
-        )
-    return result
+                moved.append(device)
+            evaluate.append(device)
+        if moved:
+            # Not save(): a reading is not an edit of the device (no change log, no version bump that
+            # would make a person's edit of the device conflict).
+            Device.objects.bulk_update(moved, ["last_value", "last_seen_at"])
+        _call_rules(evaluate)
+    for index_, device, result, _ in work:
+        if index_ in vanished:
+            continue
+        result.rejected.sort(key=lambda r: r.index)
+        if result.rejected:
+            log.info(
+                "telemetry %s from %s: %d accepted, %d duplicates, %d rejected",
+                source,
+                device.code,
+                result.accepted,
+                result.duplicates,
+                len(result.rejected),
+            )
+    return vanished
+
+
+def _admit(
+    device_id: int,
+    candidates: list[tuple[int, Reading]],
+    result: IngestResult,
+    known: set[tuple[int, dt.datetime]],
+    budget: dict[int, int],
+    limit: int,
+) -> list[Reading]:
+    """The candidates of one batch that are neither duplicates nor over the device's rate budget."""
+    fresh: list[Reading] = []
+    for index, reading in candidates:
+        if (device_id, reading.at) in known:
+            result.duplicates += 1
+            # A duplicate of a rejected reading was already reported with it; say nothing twice.
+            result.rejected = [r for r in result.rejected if not (r.index == index and r.stored)]
+            continue
+        if budget[device_id] <= 0:
+            result.rejected = [r for r in result.rejected if r.index != index]
+            result.rejected.append(
+                Rejection(
+                    index,
+                    "rate_limited",
+                    f"上报过于频繁(每分钟最多 {limit} 条)，此条未保存",
+                    f"Too many readings (at most {limit} a minute); not stored",
+                    False,
+                )
+            )
+            continue
+        known.add((device_id, reading.at))
+        budget[device_id] -= 1
+        fresh.append(reading)
+    return fresh
 
 
 _READING_COLUMNS = ("device_id", "at", "value", "status", "reason", "received_at")
@@ -352,23 +459,35 @@ def _insert_readings(readings: list[Reading], chunk: int = 500) -> None:
             cursor.execute(f"{head}{', '.join([row] * len(part))} {suffix}", params)
 
 
-def _call_rules(device: Device, readings: list[Reading]) -> None:
+def _call_rules(devices: list[Device]) -> None:
+    """Evaluate the rules of `devices` (locked by the caller) in a savepoint; when that fails, device
+    by device, so one device's rule error neither loses readings nor stops the other devices' alarms."""
+    if not devices:
+        return
     try:
         from zhizhi.alerts import rules  # type: ignore[attr-defined, unused-ignore]
     except ImportError:
         return
     except Exception:
-        log.exception("alert rules cannot be loaded; readings of %s kept unevaluated", device.code)
+        log.exception("alert rules cannot be loaded; readings kept unevaluated")
         return
-    evaluate = getattr(rules, "evaluate_device", None)
+    evaluate = getattr(rules, "evaluate_devices", None)
     if evaluate is None:
         return
     try:
         with transaction.atomic():
-            # This transaction holds the device's row lock already: no second lock, no second row.
-            evaluate(device, readings, locked=True)
+            evaluate(devices)
+        return
     except Exception:
-        log.exception("alert rules failed for device %s; readings kept", device.code)
+        if len(devices) == 1:
+            log.exception("alert rules failed for device %s; readings kept", devices[0].code)
+            return
+    for device in devices:
+        try:
+            with transaction.atomic():
+                evaluate([device])
+        except Exception:
+            log.exception("alert rules failed for device %s; readings kept", device.code)
 
 
 def purge_old_readings(days: int | None = None) -> int:
