@@ -152,6 +152,28 @@ def test_a_worker_killed_between_insert_and_update_leaves_no_duplicate(street: S
     ]
 
 
+def test_inbox_copies_written_before_a_crash_are_kept_and_not_doubled(street: Street) -> None:
+    u = street.users
+    with clock.frozen_at(START):
+        keys = queue_inbox([u["grid_a1"], u["grid_b1"]], 2000)
+        # Half the batch already reached the inbox (a worker wrote them, then died before marking
+        # the rows sent); one of them has even been read since.
+        half = OutboxMessage.objects.order_by("id")[:1000]
+        InboxMessage.objects.bulk_create(
+            [
+                InboxMessage(user_id=m.user_id, subject="先到", body=m.body, outbox_key=m.idempotency_key)
+                for m in half
+            ]
+        )
+        InboxMessage.objects.filter(outbox_key="bulk:7").update(read_at=START)
+        assert services.deliver_due() == {"sent": 2000, "retry": 0, "dead": 0}
+    counts = Counter(InboxMessage.objects.values_list("outbox_key", flat=True))
+    assert set(counts) == set(keys) and set(counts.values()) == {1}
+    assert InboxMessage.objects.filter(subject="先到").count() == 1000  # the earlier copies stay as they were
+    assert InboxMessage.objects.get(outbox_key="bulk:7").read_at == START
+    assert set(OutboxMessage.objects.values_list("status", "attempts")) == {(OutboxMessage.SENT, 1)}
+
+
 def test_an_inbox_row_without_a_user_takes_the_per_row_path_and_gives_up(street: Street) -> None:
     with clock.frozen_at(START):
         services.enqueue("inbox", "user:0", "无人", key="orphan:1")
@@ -264,3 +286,55 @@ def test_two_workers_at_once_never_take_the_same_row(street: Street) -> None:
     # … and each inbox copy written exactly once.
     counts = Counter(InboxMessage.objects.values_list("outbox_key", flat=True))
     assert set(counts) == set(keys) and set(counts.values()) == {1}
+
+
+@pytest.mark.postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_rows_held_by_a_worker_that_dies_are_skipped_then_delivered_at_once(street: Street) -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("needs real concurrent connections with row locks (PostgreSQL)")
+    import threading
+
+    from django.db import transaction
+
+    keys = queue_inbox([street.users["grid_a1"]], 1000, at=clock.now())
+    held = threading.Event()
+    release = threading.Event()
+
+    def dying_worker() -> None:
+        # Takes the first 300 rows the way a batch does, writes their inbox copies, then its
+        # connection goes away before the commit.
+        try:
+            with transaction.atomic():
+                ids = list(services._due(clock.now()).values_list("pk", flat=True)[:300])
+                InboxMessage.objects.bulk_create(
+                    [
+                        InboxMessage(
+                            user_id=m.user_id, subject=m.subject, body=m.body, outbox_key=m.idempotency_key
+                        )
+                        for m in OutboxMessage.objects.filter(pk__in=ids)
+                    ]
+                )
+                held.set()
+                release.wait(30)
+                raise RuntimeError("worker killed")
+        except RuntimeError:
+            pass
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=dying_worker)
+    thread.start()
+    assert held.wait(30)
+    try:
+        # The other worker does not wait for the held rows, nor take them.
+        assert services.deliver_due()["sent"] == 700
+        assert OutboxMessage.objects.filter(status=OutboxMessage.PENDING).count() == 300
+    finally:
+        release.set()
+        thread.join()
+    # The dead worker's transaction rolled back: its rows are due again at once, no lease to wait out.
+    assert services.deliver_due()["sent"] == 300
+    counts = Counter(InboxMessage.objects.values_list("outbox_key", flat=True))
+    assert set(counts) == set(keys) and set(counts.values()) == {1}
+    assert set(OutboxMessage.objects.values_list("status", "attempts")) == {(OutboxMessage.SENT, 1)}

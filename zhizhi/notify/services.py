@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 
 from zhizhi import clock
 from zhizhi.notify.adapters import ADAPTERS, DeliveryError
@@ -107,24 +107,27 @@ def _kick_worker() -> None:
         log.exception("could not schedule outbox delivery")
 
 
-def _claim(limit: int, only: Q | None = None) -> list[int]:
-    """Lease up to `limit` due rows (those of `only`, if given) to this worker and return their ids.
+def _due(now: dt.datetime, only: Q | None = None) -> QuerySet[OutboxMessage]:
+    """Rows due now, oldest first, locked as they are read (PostgreSQL skips rows another worker
+    holds): pending and their time has come, or "sending" with an expired lease (their worker died)."""
+    due = OutboxMessage.objects.filter(
+        Q(status=OutboxMessage.PENDING, next_attempt_at__lte=now)
+        | Q(status=OutboxMessage.SENDING, lease_until__lt=now)
+    )
+    if only is not None:
+        due = due.filter(only)
+    due = due.order_by("next_attempt_at", "id")
+    if connection.features.has_select_for_update_skip_locked:
+        due = due.select_for_update(skip_locked=True)
+    return due
 
-    Due: pending and its time has come, or "sending" with an expired lease (its worker died). The
-    rows are locked while they are leased (SKIP LOCKED on PostgreSQL, so a second worker takes
-    other rows); once leased they are not due until the lease runs out."""
+
+def _claim(limit: int, only: Q | None = None) -> list[int]:
+    """Lease up to `limit` due rows (those of `only`, if given) to this worker and return their ids;
+    once leased they are not due until the lease runs out."""
     now = clock.now()
     with transaction.atomic():
-        due = OutboxMessage.objects.filter(
-            Q(status=OutboxMessage.PENDING, next_attempt_at__lte=now)
-            | Q(status=OutboxMessage.SENDING, lease_until__lt=now)
-        )
-        if only is not None:
-            due = due.filter(only)
-        due = due.order_by("next_attempt_at", "id")
-        if connection.features.has_select_for_update_skip_locked:
-            due = due.select_for_update(skip_locked=True)
-        ids = list(due.values_list("pk", flat=True)[:limit])
+        ids = list(_due(now, only).values_list("pk", flat=True)[:limit])
         OutboxMessage.objects.filter(pk__in=ids).update(
             status=OutboxMessage.SENDING, lease_until=now + LEASE, attempts=F("attempts") + 1
         )
@@ -141,35 +144,38 @@ _BULK_INBOX = Q(channel="inbox", user__isnull=False)
 def _deliver_inbox_batch(limit: int) -> int:
     """Deliver up to `limit` due inbox rows set-based; returns how many were delivered.
 
-    One claim (the same lease as the per-row path), one read of the rows, one multi-row INSERT of
-    their InboxMessages that skips keys already there (`outbox_key` is unique), one UPDATE marking
-    them sent. The insert and the update share a transaction; a worker killed before the commit
-    leaves its rows leased, and after the lease the next worker inserts them again, skipping any
-    InboxMessage an earlier attempt (or the per-row adapter) already wrote: never a duplicate."""
-    ids = _claim(limit, _BULK_INBOX)
-    if not ids:
-        return 0
+    One transaction: read the due rows locking them (SKIP LOCKED: a second worker takes the next
+    rows, never these), one INSERT … SELECT copying them into the inbox inside the database that
+    skips keys already there (`outbox_key` is unique), one UPDATE marking them sent. The row locks
+    are the lease: no network call happens under them, so a batch holds them for milliseconds, and
+    a worker killed mid-batch rolls back, leaving its rows due again at once. Rows that a per-row
+    worker has leased are left to it until its lease runs out; an InboxMessage an earlier attempt
+    or the per-row adapter already wrote is skipped: never a duplicate. The copy is what
+    `InboxAdapter` writes: the subject, or the body's first 60 characters when there is none."""
     now = clock.now()
-    rows = (
-        OutboxMessage.objects.filter(pk__in=ids)
-        .order_by("id")
-        .values_list("user_id", "subject", "body", "link", "idempotency_key")
-    )
-    messages = [
-        InboxMessage(
-            user_id=user_id,
-            subject=subject or body[:60],
-            body=body,
-            link=link,
-            outbox_key=key,
-            created_at=now,
-        )
-        for user_id, subject, body, link, key in rows
-    ]
+    inbox = connection.ops.quote_name(InboxMessage._meta.db_table)
+    outbox = connection.ops.quote_name(OutboxMessage._meta.db_table)
     with transaction.atomic():
-        InboxMessage.objects.bulk_create(messages, batch_size=INBOX_BATCH, ignore_conflicts=True)
-        OutboxMessage.objects.filter(pk__in=ids, status=OutboxMessage.SENDING).update(
-            status=OutboxMessage.SENT, sent_at=now, lease_until=None, last_error=""
+        ids = list(_due(now, _BULK_INBOX).values_list("pk", flat=True)[:limit])
+        if not ids:
+            return 0
+        # ON CONFLICT … DO NOTHING: PostgreSQL ≥ 9.5 and SQLite ≥ 3.24 (SQLite needs the WHERE to
+        # tell the upsert from a join constraint).
+        sql = f"""
+            INSERT INTO {inbox} (user_id, subject, body, link, outbox_key, created_at)
+            SELECT user_id, COALESCE(NULLIF(subject, ''), SUBSTR(body, 1, 60)), body, link,
+                   idempotency_key, %s
+            FROM {outbox} WHERE id IN ({", ".join(["%s"] * len(ids))}) ORDER BY id
+            ON CONFLICT (outbox_key) DO NOTHING
+        """  # noqa: S608 - only table names and placeholders are interpolated
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [now, *ids])
+        OutboxMessage.objects.filter(pk__in=ids).update(
+            status=OutboxMessage.SENT,
+            sent_at=now,
+            lease_until=None,
+            last_error="",
+            attempts=F("attempts") + 1,
         )
     return len(ids)
 
