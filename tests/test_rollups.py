@@ -150,10 +150,12 @@ def test_day_by_day_builds_equal_one_backfill(street: Street) -> None:
 
 def test_today_is_yesterdays_rollup_plus_todays_changes(street: Street) -> None:
     history(street)
+    # reported 30 days before the 14th: in yesterday's 30 days, out of today's
+    case(street, "A2", channel="hotline", reported_at=at(12, 10, month=2))
     indicators = define()
     now = at(14, 15)
     with clock.frozen_at(at(14, 0, 30)):
-        rollup.backfill(dt.date(2026, 3, 1), dt.date(2026, 3, 13))
+        rollup.backfill(dt.date(2026, 2, 1), dt.date(2026, 3, 13))
     # changes during the 14th: a case reported and finished, an alarm cleared, a resident moving in
     case(street, "B2", channel="hotline", reported_at=at(14, 11), dispatched_at=at(14, 11),
          due_at=at(14, 17), finished_at=at(14, 13), closed_at=at(14, 13))  # fmt: skip
@@ -164,8 +166,8 @@ def test_today_is_yesterdays_rollup_plus_todays_changes(street: Street) -> None:
         tree = services.Tree.load()
         deltable = [i for i in indicators if services._deltable(i)]
         assert {i.code for i in deltable} == {
-            "hotline_day", "cases_month", "open", "overdue", "closed_month", "on_time", "hours", "alarms",
-            "raised_month",
+            "hotline_day", "cases_month", "cases_30d", "open", "overdue", "closed_month", "on_time", "hours",
+            "alarms", "raised_month",
         }  # fmt: skip
         from_rollup = services._live_from_yesterday(deltable, tree)
         assert set(from_rollup) == {i.pk for i in deltable}

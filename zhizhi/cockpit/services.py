@@ -128,6 +128,8 @@ class Part:
     deepest: str
     # Only what changed on the day: a stock's ins minus outs, a flow's bucket (see live_many).
     delta: bool = False
+    # In delta mode, the events of the day this many days back leave the window (30 for days30).
+    expire_days: int = 0
 
     @property
     def kind(self) -> str:
@@ -222,6 +224,7 @@ def _one_scan(
     annotations: dict[str, Any] = {}
     aggregates: dict[str, Any] = {}
     plan: list[list[tuple[str, str | None, int]]] = []
+    ranges: set[tuple[str, dt.datetime, dt.datetime]] = set()
     for index, part in enumerate(parts):
         shared, _ = splits[index]
         base = sources.filters_q(part.source.filters, shared)
@@ -232,18 +235,24 @@ def _one_scan(
             if alias is None:
                 alias = columns[key] = f"_c{len(columns)}"
                 annotations[alias] = event.column
-            within = base & event.q & Q(**{f"{alias}__gte": start, f"{alias}__lt": cutoff})
-            count_name = f"n{index}_{k}"
-            aggregates[count_name] = Count("pk", filter=within)
-            sum_name = None
-            if event.measure is not None:
-                sum_name = f"s{index}_{k}"
-                aggregates[sum_name] = Sum(event.measure, filter=within)
-            steps.append((count_name, sum_name, event.sign))
+            windows = [(start, cutoff, event.sign)]
+            if part.expire_days:
+                gone = day - dt.timedelta(days=part.expire_days)
+                windows.append((sources.local_midnight(gone), end_of(gone), -event.sign))
+            for w, (lo, hi, sign) in enumerate(windows):
+                within = base & event.q & Q(**{f"{alias}__gte": lo, f"{alias}__lt": hi})
+                count_name = f"n{index}_{k}_{w}"
+                aggregates[count_name] = Count("pk", filter=within)
+                sum_name = None
+                if event.measure is not None:
+                    sum_name = f"s{index}_{k}_{w}"
+                    aggregates[sum_name] = Sum(event.measure, filter=within)
+                steps.append((count_name, sum_name, sign))
+                ranges.add((alias, lo, hi))
         plan.append(steps)
     touched = Q(pk__in=[])
-    for alias in annotations:
-        touched |= Q(**{f"{alias}__gte": start, f"{alias}__lt": cutoff})
+    for alias, lo, hi in sorted(ranges, key=str):
+        touched |= Q(**{f"{alias}__gte": lo, f"{alias}__lt": hi})
     rows = list(
         apps.get_model(model)
         .objects.annotate(**annotations)
@@ -353,6 +362,10 @@ def _round(value: float) -> float:
     return round(value, 4)
 
 
+def _as_delta(part: Part) -> Part:
+    return replace(part, window="day", delta=True, expire_days=30 if part.window == "days30" else 0)
+
+
 def _part_series(
     indicators: list[Indicator],
     first: dt.date,
@@ -375,8 +388,8 @@ def _part_series(
             log.warning("indicator %s names an unknown source", ind.code)
             continue
         if delta:
-            num = replace(num, window="day", delta=True)
-            den = replace(den, window="day", delta=True) if den is not None else None
+            num = _as_delta(num)
+            den = _as_delta(den) if den is not None else None
         parts.append(num)
         owners.append((ind, len(parts) - 1, len(parts) if den is not None else None))
         if den is not None:
@@ -452,7 +465,7 @@ def _live_key(ind: Indicator, today: dt.date) -> str:
 
 # Windows whose figure today is yesterday's plus what changed today (month and year restart on
 # their first day); the others are computed from raw rows.
-DELTA_WINDOWS = ("now", "day", "month", "year")
+DELTA_WINDOWS = ("now", "day", "month", "year", "days30")
 
 
 def _carries(window: str, today: dt.date) -> bool:
@@ -463,7 +476,7 @@ def _carries(window: str, today: dt.date) -> bool:
         return today.day != 1
     if window == "year":
         return (today.month, today.day) != (1, 1)
-    return False
+    return window == "days30"  # minus the day that drops out (Part.expire_days)
 
 
 def _base(
@@ -497,7 +510,10 @@ def _deltable(ind: Indicator) -> bool:
         return False
     num, den = _parts(ind)
     return all(
-        p.source.kind != sources.SNAPSHOT and not p.source.backdated and p.window in DELTA_WINDOWS
+        p.source.kind != sources.SNAPSHOT
+        and not p.source.backdated
+        and p.window in DELTA_WINDOWS
+        and (p.window != "days30" or bool(p.source.model))
         for p in (num, den)
         if p is not None
     )
