@@ -261,21 +261,31 @@ def _one_scan(
         .values("area_path", *group)
         .annotate(**aggregates)
     )
+    by_dims: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        if row["area_path"]:
+            by_dims[tuple(row[g] for g in group)].append(row)
     ancestors: dict[str, list[str]] = {}
     out: dict[int, dict[str, Series]] = {}
     for index, part in enumerate(parts):
-        grouped = splits[index][1]
+        checks = [(group.index(lookup), allowed) for lookup, allowed in splits[index][1].items()]
+        steps = plan[index]
+        per_path: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+        for dims, matching in by_dims.items():
+            if not all(dims[i] in allowed for i, allowed in checks):
+                continue
+            for row in matching:
+                here = per_path[row["area_path"]]
+                for count_name, sum_name, sign in steps:
+                    here[0] += sign * (row[count_name] or 0)
+                    if sum_name is not None:
+                        here[1] += sign * sources.number(row[sum_name])
         counts: dict[str, float] = defaultdict(float)
         totals: dict[str, float] = defaultdict(float)
-        for row in rows:
-            path = row["area_path"]
-            if not path or any(row[lookup] not in allowed for lookup, allowed in grouped.items()):
-                continue
+        for path, (n, t) in per_path.items():
             regions = ancestors.get(path)
             if regions is None:
                 regions = ancestors[path] = tree.ancestors(path, Region.GRID)
-            n = sum(sign * (row[c] or 0) for c, _, sign in plan[index])
-            t = sum(sign * sources.number(row[m]) for _, m, sign in plan[index] if m is not None)
             for region_path in regions:
                 counts[region_path] += n
                 totals[region_path] += t
