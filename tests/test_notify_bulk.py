@@ -121,6 +121,21 @@ def test_the_inbox_copy_matches_what_the_per_row_adapter_writes(street: Street) 
     assert services.unread_count(u["grid_a1"]) == 10
 
 
+def test_both_paths_write_the_same_inbox_copy(street: Street) -> None:
+    """A long Chinese body without a subject: the subject is its first 60 characters either way."""
+    worker = street.users["grid_a1"]
+    body = "请各网格员立即到岗，" * 12  # 120 characters
+    fields = ("user_id", "subject", "body", "link", "created_at", "read_at")
+    copies = []
+    for batch, key in ((services.INBOX_BATCH, "bulk-path"), (0, "per-row-path")):
+        with clock.frozen_at(START):
+            services.enqueue("inbox", f"user:{worker.pk}", body, key=key, user=worker, link="/cases/1/")
+            assert services.deliver_due(inbox_batch=batch)["sent"] == 1
+        copies.append(InboxMessage.objects.filter(outbox_key=key).values(*fields).get())
+    assert copies[0] == copies[1]
+    assert copies[0]["subject"] == body[:60] and len(copies[0]["subject"]) == 60
+
+
 def test_a_worker_killed_between_insert_and_update_leaves_no_duplicate(street: Street) -> None:
     u = street.users
     with clock.frozen_at(START):
