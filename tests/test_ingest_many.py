@@ -150,3 +150,34 @@ def test_queries_do_not_grow_with_the_devices_of_a_burst(street: Street) -> None
     # Eleven devices cost one readings fetch each more than one device, nothing else per device.
     assert many <= alone + 10
     assert Reading.objects.count() == 60 and not Alarm.objects.exists()
+
+
+def test_a_long_window_of_frequent_readings_is_read_whole(street: Street) -> None:
+    """A reading every 5 s under a 300 s duration rule: the window holds more readings than the first
+    fetch of recent readings brings, so the evaluation reads it whole and still sees how long a run
+    has lasted."""
+    AlertRule.objects.create(
+        code="WL-HIGH",
+        name="水位超限",
+        kind="threshold",
+        device_kind="water_level",
+        params={"ladder": [{"above": 1.2, "for_seconds": 300, "severity": "major"}]},
+    )
+    tokens = gauges(street, 2)
+
+    def series(high_from: int) -> list[dict[str, object]]:
+        """120 readings 5 s apart ending now, above the threshold from index `high_from` on."""
+        return [{"at": at((i - 119) / 12), "value": 1.5 if i >= high_from else 0.5} for i in range(120)]
+
+    with clock.frozen_at(NOW):
+        services.ingest_many(
+            [
+                ("WL-000", tokens["WL-000"], series(0)),  # high for 595 s: raised
+                ("WL-001", tokens["WL-001"], series(70)),  # high for 245 s only: not yet
+            ]
+        )
+    assert list(Alarm.objects.values_list("source_key", flat=True)) == ["device:WL-000"]
+    with clock.frozen_at(NOW + dt.timedelta(minutes=1)):
+        services.ingest("WL-001", tokens["WL-001"], [{"at": at(i / 12), "value": 1.5} for i in range(1, 13)])
+    # Now 305 s high: raised too.
+    assert set(Alarm.objects.values_list("source_key", flat=True)) == {"device:WL-000", "device:WL-001"}

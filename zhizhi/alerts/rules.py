@@ -277,8 +277,9 @@ def check_params(kind: str, params: Any) -> dict[str, Any]:
 
 # --- entry points --------------------------------------------------------------------------------
 # Readings fetched at once, newest first, to find the latest and the points every rule looks at: enough
-# for the usual windows (a reading every 30 s over 10 minutes); a longer window is fetched whole.
-LOOKBACK = 128
+# for the usual windows (a reading every 30 s over 10 minutes); a longer window is fetched whole. Not
+# more: every row fetched costs a time to decode, for every device of a burst.
+LOOKBACK = 32
 
 
 def _span(rule: AlertRule, params: dict[str, Any]) -> float | None:

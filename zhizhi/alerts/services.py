@@ -12,8 +12,13 @@ reading on its own: a bad one never spoils the batch. What happens to each kind 
 - the same (device, at) again, in the batch or already stored → a duplicate: ignored and counted;
   readings arriving out of order are normal and simply stored;
 - more than ZHIZHI_DEVICE_RATE_PER_MINUTE stored readings of one device in the last minute →
-  "rate_limited", not stored. The counter is the stored rows themselves, so it holds across the
-  HTTP workers and the MQTT bridge, and a flooding device costs nobody else anything.
+  "rate_limited", not stored. The counter is the stored rows themselves (index on device and
+  arrival time), so it holds across the HTTP workers and the MQTT bridge, and a flooding device costs
+  nobody else anything.
+
+`ingest_many` takes the batches of many devices received together (the MQTT bridge's bursts) and gives
+each the outcome `ingest` would, storing them in one transaction with a fixed number of queries: the
+cost of a burst grows with its readings, hardly with its devices.
 """
 
 from __future__ import annotations
