@@ -182,6 +182,19 @@ def _reason(zh: str, en: str) -> str:
     return f"{zh} / {en}"[:100]
 
 
+@dataclass(slots=True)
+class Row:
+    """A reading on its way into the store: the columns of `Reading`, without a model instance (which
+    cost more than the rest of the checks of a reading)."""
+
+    device_id: int
+    at: dt.datetime
+    value: float | None
+    received_at: dt.datetime
+    status: str = Reading.OK
+    reason: str = ""
+
+
 # --- the batch -------------------------------------------------------------------------------------
 Outcome = IngestResult | DeviceRefused | Invalid
 
@@ -236,7 +249,7 @@ def ingest_many(batches: Sequence[tuple[str, str, Any]], source: str = "http") -
     found = {d.code: d for d in Device.objects.filter(code__in=codes)} if codes else {}
     now = clock.now()
     oldest = now - dt.timedelta(days=settings.ZHIZHI_READING_RETENTION_DAYS)
-    work: list[tuple[int, Device, IngestResult, list[tuple[int, Reading]]]] = []
+    work: list[tuple[int, Device, IngestResult, list[tuple[int, Row]]]] = []
     for i, (code, token, readings) in enumerate(batches):
         problem = _shape_problem(readings)
         if problem is not None:
@@ -260,10 +273,10 @@ def ingest_many(batches: Sequence[tuple[str, str, Any]], source: str = "http") -
 
 def _check(
     device: Device, readings: Sequence[Any], now: dt.datetime, oldest: dt.datetime, result: IngestResult
-) -> list[tuple[int, Reading]]:
+) -> list[tuple[int, Row]]:
     """Pass 1: each reading on its own (no database); the rejections go to `result`."""
     low, high = PLAUSIBLE.get(device.kind, (-math.inf, math.inf))
-    candidates: list[tuple[int, Reading]] = []
+    candidates: list[tuple[int, Row]] = []
     for index, item in enumerate(readings):
         if not isinstance(item, dict):
             result.rejected.append(
@@ -307,7 +320,7 @@ def _check(
             )
             continue
         value = parse_value(item.get("value"))
-        reading = Reading(device=device, at=at, value=value, received_at=now)
+        reading = Row(device.pk, at, value, now)
         if value is None:
             zh, en = "读数不是数字", "Value is not a number"
             reading.value, reading.status, reading.reason = None, Reading.REJECTED, _reason(zh, en)
@@ -323,7 +336,7 @@ def _check(
 
 
 def _store(
-    work: list[tuple[int, Device, IngestResult, list[tuple[int, Reading]]]], now: dt.datetime, source: str
+    work: list[tuple[int, Device, IngestResult, list[tuple[int, Row]]]], now: dt.datetime, source: str
 ) -> set[int]:
     """Pass 2, in one transaction: duplicates, the rate limit, the insert, the devices, the rules.
     Returns the indexes of the batches whose device was deleted meanwhile (nothing stored)."""
@@ -352,8 +365,8 @@ def _store(
             .values_list("device_id", "n")
         )
         budget = {pk: max(limit - recent.get(pk, 0), 0) for pk in ids}
-        fresh: list[Reading] = []
-        accepted: dict[int, list[Reading]] = {}
+        fresh: list[Row] = []
+        accepted: dict[int, list[Row]] = {}
         for index_, device, result, candidates in work:
             if device.pk not in locked:
                 vanished.add(index_)  # deleted between the look-up and the lock
@@ -399,14 +412,14 @@ def _store(
 
 def _admit(
     device_id: int,
-    candidates: list[tuple[int, Reading]],
+    candidates: list[tuple[int, Row]],
     result: IngestResult,
     known: set[tuple[int, dt.datetime]],
     budget: dict[int, int],
     limit: int,
-) -> list[Reading]:
+) -> list[Row]:
     """The candidates of one batch that are neither duplicates nor over the device's rate budget."""
-    fresh: list[Reading] = []
+    fresh: list[Row] = []
     for index, reading in candidates:
         if (device_id, reading.at) in known:
             result.duplicates += 1
@@ -434,10 +447,11 @@ def _admit(
 _READING_COLUMNS = ("device_id", "at", "value", "status", "reason", "received_at")
 
 
-def _insert_readings(readings: list[Reading], chunk: int = 500) -> None:
+def _insert_readings(readings: list[Row], chunk: int = 500) -> None:
     """`bulk_create(readings, ignore_conflicts=True)` without the ORM's per-field preparation, which
     was a quarter of the cost of a large batch: one multi-row INSERT … ON CONFLICT DO NOTHING (INSERT OR
-    IGNORE on SQLite) per `chunk` rows, values adapted by the backend as the ORM would."""
+    IGNORE on SQLite) per `chunk` rows, values adapted by the backend as the ORM would; on PostgreSQL
+    one INSERT … SELECT FROM unnest(one array per column) for the lot."""
     if not readings:
         return
     ops = connection.ops
@@ -447,6 +461,27 @@ def _insert_readings(readings: list[Reading], chunk: int = 500) -> None:
         f"{ops.insert_statement(on_conflict=OnConflict.IGNORE)} {qn(Reading._meta.db_table)} "
         f"({', '.join(qn(c) for c in _READING_COLUMNS)}) VALUES "
     )
+    if connection.vendor == "postgresql":
+        # One array per column instead of six placeholders per row: the driver's client-side query
+        # building was most of the cost of a large INSERT.
+        arrays = (
+            "unnest(%s::bigint[], %s::timestamptz[], %s::float8[], %s::varchar[], %s::varchar[], "
+            "%s::timestamptz[])"
+        )
+        columns = ", ".join(qn(c) for c in _READING_COLUMNS)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                # Identifiers from the model, values as parameters.
+                f"{head.removesuffix(' VALUES ')} SELECT {columns} FROM {arrays} AS r({columns}) {suffix}",  # noqa: S608
+                [
+                    list(column)
+                    for column in zip(
+                        *((r.device_id, r.at, r.value, r.status, r.reason, r.received_at) for r in readings),
+                        strict=True,
+                    )
+                ],
+            )
+        return
     row = "(" + ", ".join(["%s"] * len(_READING_COLUMNS)) + ")"
     with connection.cursor() as cursor:
         for start in range(0, len(readings), chunk):
