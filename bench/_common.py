@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import base64
 import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 PG_ADMIN = os.environ.get("BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -36,3 +39,41 @@ def child_env(tmp: str, url: str, **extra: Any) -> dict[str, str]:
         "ZHIZHI_LOG_LEVEL": "WARNING",
         **{k: str(v) for k, v in extra.items()},
     }
+
+
+def run_child(
+    script: str,
+    engine: str,
+    pg_name: str,
+    args: list[str],
+    *,
+    prefix: str = "zhizhi-bench-",
+    extra_env: Callable[[str], dict[str, Any]] | None = None,
+) -> Any:
+    """Run `script --child *args` against a fresh database of `engine`; the JSON on its last stdout line.
+
+    The PostgreSQL database is dropped afterwards; a failed child ends the benchmark with its stderr.
+    `extra_env(tmp)` adds settings that depend on the child's throwaway directory.
+    """
+    import json
+    import subprocess
+    import sys
+
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        url = fresh_database(engine, tmp, pg_name)
+        env = child_env(tmp, url, **(extra_env(tmp) if extra_env else {}))
+        try:
+            out = subprocess.run(
+                [sys.executable, script, "--child", *args],
+                env=env,
+                cwd=Path(script).resolve().parent.parent,
+                check=False,
+                capture_output=True,
+                text=True,
+            )
+        finally:
+            if engine == "postgres":
+                pg_admin(f"DROP DATABASE IF EXISTS {pg_name} WITH (FORCE)")
+    if out.returncode != 0:
+        sys.exit(f"{engine}: the child failed\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])

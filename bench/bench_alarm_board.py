@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -31,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT))
 
-from _common import child_env, fresh_database, pg_admin  # noqa: E402
+from _common import pg_admin, run_child  # noqa: E402
 
 PG_NAME = "bench_alarm_board"
 STEPS = (100, 300, 1000, 3000)
@@ -158,21 +156,7 @@ def child(repeat: int) -> None:
 
 # --- the parent -----------------------------------------------------------------------------------
 def run(engine: str, repeat: int) -> list[dict[str, Any]]:
-    with tempfile.TemporaryDirectory(prefix="bench_alarm_board_") as tmp:
-        url = fresh_database(engine, tmp, PG_NAME)
-        try:
-            out = subprocess.run(
-                [sys.executable, __file__, "--child", "--repeat", str(repeat)],
-                cwd=ROOT,
-                env=child_env(tmp, url),
-                check=True,
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-        finally:
-            if engine == "postgres":
-                pg_admin(f"DROP DATABASE IF EXISTS {PG_NAME} WITH (FORCE)")
-        return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_child(__file__, engine, PG_NAME, ["--repeat", str(repeat)], prefix="bench_alarm_board_")
 
 
 def report(engine: str, results: list[dict[str, Any]]) -> None:

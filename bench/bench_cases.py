@@ -23,16 +23,14 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _common import child_env, fresh_database, pg_admin  # noqa: E402
+from _common import run_child  # noqa: E402
 
 PG_NAME = "bench_cases"
 
@@ -131,24 +129,8 @@ def main() -> None:
         return
     results = []
     for engine in args.engines.split(","):
-        with tempfile.TemporaryDirectory(prefix="zhizhi-bench-cases-") as tmp:
-            url = fresh_database(engine, tmp, PG_NAME)
-            env = child_env(tmp, url)
-            try:
-                out = subprocess.run(
-                    [sys.executable, __file__, "--child", f"--cases={args.cases}", f"--raw={args.raw}"],
-                    env=env,
-                    cwd=ROOT,
-                    check=False,
-                    capture_output=True,
-                    text=True,
-                )
-                if out.returncode != 0:
-                    sys.exit(f"{engine}: the child failed\n{out.stderr[-3000:]}")
-            finally:
-                if engine == "postgres":
-                    pg_admin(f"DROP DATABASE IF EXISTS {PG_NAME} WITH (FORCE)")
-            results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        args_ = [f"--cases={args.cases}", f"--raw={args.raw}"]
+        results.append(run_child(__file__, engine, PG_NAME, args_, prefix="zhizhi-bench-cases-"))
     load = os.getloadavg()[0]
     print(f"Case intake, {os.cpu_count()} cores, load average {load:.1f} (other work shares the machine)")
     print(

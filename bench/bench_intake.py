@@ -21,16 +21,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _common import child_env, fresh_database, pg_admin  # noqa: E402
+from _common import pg_admin, run_child  # noqa: E402
 
 PG_NAME = "bench_intake"
 
@@ -255,24 +253,14 @@ def main() -> None:
         child(args.cases, args.reports)
         return
     engine = args.engine or ("postgres" if pg_reachable() else "sqlite")
-    with tempfile.TemporaryDirectory(prefix="zhizhi-bench-intake-") as tmp:
-        url = fresh_database(engine, tmp, PG_NAME)
-        env = child_env(tmp, url, ZHIZHI_SUGGESTER_PATH=Path(tmp) / "suggester.json")
-        try:
-            out = subprocess.run(
-                [sys.executable, __file__, "--child", f"--cases={args.cases}", f"--reports={args.reports}"],
-                env=env,
-                cwd=ROOT,
-                check=False,
-                capture_output=True,
-                text=True,
-            )
-            if out.returncode != 0:
-                sys.exit(f"{engine}: the child failed\n{out.stderr[-3000:]}")
-        finally:
-            if engine == "postgres":
-                pg_admin(f"DROP DATABASE IF EXISTS {PG_NAME} WITH (FORCE)")
-    r = json.loads(out.stdout.strip().splitlines()[-1])
+    r = run_child(
+        __file__,
+        engine,
+        PG_NAME,
+        [f"--cases={args.cases}", f"--reports={args.reports}"],
+        prefix="zhizhi-bench-intake-",
+        extra_env=lambda tmp: {"ZHIZHI_SUGGESTER_PATH": Path(tmp) / "suggester.json"},
+    )
     load = os.getloadavg()[0]
     print(f"Intake with dedup + suggestion, {os.cpu_count()} cores, load average {load:.1f} (shared machine)")
     print(

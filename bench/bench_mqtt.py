@@ -22,9 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -34,7 +32,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _common import child_env, fresh_database, pg_admin  # noqa: E402
+from _common import run_child  # noqa: E402
 
 PG_NAME = "bench_mqtt"
 HOST, PORT = "127.0.0.1", 1883
@@ -183,30 +181,14 @@ def child(n_messages: int, n_devices: int) -> None:
 
 
 def run_engine(engine: str, args: argparse.Namespace) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="zhizhi-bench-mqtt-") as tmp:
-        url = fresh_database(engine, tmp, PG_NAME)
-        env = child_env(tmp, url, ZHIZHI_DEVICE_RATE_PER_MINUTE=10_000_000)
-        try:
-            out = subprocess.run(
-                [
-                    sys.executable,
-                    __file__,
-                    "--child",
-                    f"--messages={args.messages}",
-                    f"--devices={args.devices}",
-                ],
-                env=env,
-                cwd=ROOT,
-                check=False,
-                capture_output=True,
-                text=True,
-            )
-        finally:
-            if engine == "postgres":
-                pg_admin(f"DROP DATABASE IF EXISTS {PG_NAME} WITH (FORCE)")
-    if out.returncode != 0:
-        sys.exit(f"{engine}: the child failed\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_child(
+        __file__,
+        engine,
+        PG_NAME,
+        [f"--messages={args.messages}", f"--devices={args.devices}"],
+        prefix="zhizhi-bench-mqtt-",
+        extra_env=lambda tmp: {"ZHIZHI_DEVICE_RATE_PER_MINUTE": 10_000_000},
+    )
 
 
 def main() -> None:

@@ -19,16 +19,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _common import child_env, fresh_database, pg_admin  # noqa: E402
+from _common import pg_admin, run_child  # noqa: E402
 
 PG_NAME = "bench_outbox"
 
@@ -127,23 +125,13 @@ def main() -> None:
         child(args.people, min(args.per_row, args.people))
         return
     engine = args.engine or ("postgres" if pg_reachable() else "sqlite")
-    with tempfile.TemporaryDirectory(prefix="zhizhi-bench-outbox-") as tmp:
-        url = fresh_database(engine, tmp, PG_NAME)
-        try:
-            out = subprocess.run(
-                [sys.executable, __file__, "--child", f"--people={args.people}", f"--per-row={args.per_row}"],
-                env=child_env(tmp, url),
-                cwd=ROOT,
-                check=False,
-                capture_output=True,
-                text=True,
-            )
-            if out.returncode != 0:
-                sys.exit(f"{engine}: the child failed\n{out.stderr[-3000:]}")
-        finally:
-            if engine == "postgres":
-                pg_admin(f"DROP DATABASE IF EXISTS {PG_NAME} WITH (FORCE)")
-    r = json.loads(out.stdout.strip().splitlines()[-1])
+    r = run_child(
+        __file__,
+        engine,
+        PG_NAME,
+        [f"--people={args.people}", f"--per-row={args.per_row}"],
+        prefix="zhizhi-bench-outbox-",
+    )
     load = os.getloadavg()[0]
     raw_rate = r["people"] / r["raw_s"]
     n, bulk_s = r["bulk"]

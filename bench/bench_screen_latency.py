@@ -29,7 +29,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -38,7 +37,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _common import child_env, fresh_database, pg_admin  # noqa: E402
+from _common import pg_admin, run_child  # noqa: E402
 
 PG_NAME = "bench_screen"
 DEBOUNCE_S = 1.0  # zhizhi/static/cockpit/screen.js DEBOUNCE_MS
@@ -261,22 +260,7 @@ def child(changes: int) -> None:
 
 # --- the parent: one child per engine, then the figures -----------------------------------------
 def run(engine: str, changes: int) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="bench_screen_") as tmp:
-        url = fresh_database(engine, tmp, PG_NAME)
-        env = child_env(tmp, url)
-        try:
-            out = subprocess.run(
-                [sys.executable, __file__, "--child", "--changes", str(changes)],
-                cwd=ROOT,
-                env=env,
-                check=True,
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-        finally:
-            if engine == "postgres":
-                pg_admin(f"DROP DATABASE IF EXISTS {PG_NAME} WITH (FORCE)")
-        return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_child(__file__, engine, PG_NAME, ["--changes", str(changes)], prefix="bench_screen_")
 
 
 def report(engine: str, result: dict[str, Any]) -> None:
