@@ -77,3 +77,62 @@ def run_child(
     if out.returncode != 0:
         sys.exit(f"{engine}: the child failed\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_child_shown(script: str, engine: str, pg_name: str, args: list[str], *, prefix: str) -> int:
+    """Run `script --child *args` against a fresh database of `engine`, its output shown as it comes;
+    the child's exit code. The PostgreSQL database is dropped afterwards."""
+    import subprocess
+    import sys
+
+    try:
+        with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+            env = child_env(tmp, fresh_database(engine, tmp, pg_name))
+            cmd = [sys.executable, script, "--child", *args]
+            return subprocess.run(
+                cmd, env=env, cwd=Path(script).resolve().parent.parent, check=False
+            ).returncode
+    finally:
+        if engine == "postgres":
+            pg_admin(f"DROP DATABASE IF EXISTS {pg_name} WITH (FORCE)")
+
+
+def best_of(fn: Callable[[], Any], repeat: int = 3) -> tuple[float, Any]:
+    """Best of `repeat` wall times (seconds) and the last result."""
+    import time
+
+    best, result = float("inf"), None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, result
+
+
+def insert_series(model: Any, first: int, last: int, expressions: dict[str, str]) -> float:
+    """INSERT one `model` row per g in first..last server-side (PostgreSQL generate_series), then ANALYZE;
+    `expressions` are SQL over g per column, other columns take the field default. Seconds taken."""
+    import time
+
+    from django.db import connection
+
+    table = connection.ops.quote_name(model._meta.db_table)
+    columns, values, params = [], [], []
+    for f in model._meta.concrete_fields:
+        if f.primary_key:
+            continue
+        columns.append(connection.ops.quote_name(f.column))
+        if f.column in expressions:
+            values.append(expressions[f.column].replace("%", "%%"))
+        else:
+            values.append("%s")
+            params.append(f.get_db_prep_save(f.get_default(), connection))
+    sql = (
+        f"INSERT INTO {table} ({', '.join(columns)}) "
+        f"SELECT {', '.join(values)} FROM generate_series({first}, {last}) AS g"
+    )
+    t0 = time.perf_counter()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        cursor.execute(f"ANALYZE {table}")
+    return time.perf_counter() - t0

@@ -22,26 +22,15 @@ import argparse
 import datetime as dt
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _common import child_env, fresh_database, pg_admin  # noqa: E402
+from _common import best_of, run_child_shown  # noqa: E402
 
 PG_NAME = "bench_care"
-
-
-def timed(fn, repeat: int = 3) -> tuple[float, Any]:  # type: ignore[no-untyped-def]
-    best, result = float("inf"), None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, result
 
 
 def build(people: int, returns: int, now: dt.datetime) -> None:
@@ -146,7 +135,7 @@ def run(people: int, returns: int) -> None:
     t0 = time.perf_counter()
     raised = rules.sweep_silence(now)
     first_s = time.perf_counter() - t0
-    person_s, _ = timed(lambda: rules.sweep_silence(now))
+    person_s, _ = best_of(lambda: rules.sweep_silence(now))
     person_alarms = Alarm.objects.filter(rule=idle).count()
     idle.enabled = False
     idle.save()
@@ -154,7 +143,7 @@ def run(people: int, returns: int) -> None:
         code="OFF", name="离线", kind="missing_data", device_kind="door", params={"silent_seconds": 86400}
     )
     rules.sweep_silence(now)  # raise once, so both timed sweeps update existing alarms
-    device_s, _ = timed(lambda: rules.sweep_silence(now))
+    device_s, _ = best_of(lambda: rules.sweep_silence(now))
     device_alarms = Alarm.objects.filter(rule=missing).count()
     missing.enabled = False
     missing.save()
@@ -165,8 +154,8 @@ def run(people: int, returns: int) -> None:
     t0 = time.perf_counter()
     first = risk.run(now)
     run_first_s = time.perf_counter() - t0
-    rerun_s, again = timed(lambda: risk.run(now))
-    match_s, found = timed(lambda: risk.matches(now.date()))
+    rerun_s, again = best_of(lambda: risk.run(now))
+    match_s, found = best_of(lambda: risk.matches(now.date()))
 
     print(f"\ninactivity over {2 * people:,} doors of {people:,} people ({person_alarms} silent people)")
     print(f"  first person sweep (raises {raised})   {first_s * 1000:8.1f} ms")
@@ -194,28 +183,13 @@ def main() -> None:
     if args.child:
         run(args.people, args.returns)
         return
-    import subprocess
-
     print(
         f"care monitoring and risk match, {args.people:,} people, {args.returns:,} returns on {args.db}, "
         f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} (other work shares the machine)",
         flush=True,
     )
-    try:
-        with tempfile.TemporaryDirectory(prefix="zhizhi-bench-care-") as tmp:
-            env = child_env(tmp, fresh_database(args.db, tmp, PG_NAME))
-            cmd = [
-                sys.executable,
-                __file__,
-                "--child",
-                f"--people={args.people}",
-                f"--returns={args.returns}",
-            ]
-            result = subprocess.run(cmd, env=env, cwd=ROOT, check=False)
-    finally:
-        if args.db == "postgres":
-            pg_admin(f"DROP DATABASE IF EXISTS {PG_NAME} WITH (FORCE)")
-    sys.exit(result.returncode)
+    child_args = [f"--people={args.people}", f"--returns={args.returns}"]
+    sys.exit(run_child_shown(__file__, args.db, PG_NAME, child_args, prefix="zhizhi-bench-care-"))
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ import argparse
 import datetime as dt
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -33,20 +32,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _common import child_env, fresh_database, pg_admin  # noqa: E402
+from _common import best_of, run_child_shown  # noqa: E402
 
 PG_NAME = "bench_ent"
 STREET, DISTRICT = "330105001", "330105"
 COMMUNITIES, GRIDS_PER, BUILDINGS_PER = 10, 10, 20  # 100 grids, 2,000 buildings
-
-
-def timed(fn, repeat: int = 3) -> tuple[float, Any]:  # type: ignore[no-untyped-def]
-    best, result = float("inf"), None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, result
 
 
 def build(n: int, vendor: str, latest: dt.date, today: dt.date) -> None:
@@ -328,12 +318,12 @@ def run(n: int) -> None:
     AlertRule.objects.filter(pk__in=[r.pk for r in rules.values()]).update(creates_case=False)
     rules = et.ensure_rules()
 
-    detect_s, det = timed(lambda: et.detect(rules, month, today))
-    sql_s, counts = timed(lambda: plain_sql(vendor, month, today))
+    detect_s, det = best_of(lambda: et.detect(rules, month, today))
+    sql_s, counts = best_of(lambda: plain_sql(vendor, month, today))
     t0 = time.perf_counter()
     written = et.write_alarms(rules, det, clock.now())
     write_s = time.perf_counter() - t0
-    rerun_s, rerun = timed(lambda: et.evaluate_enterprises(month, as_of=today), repeat=1)
+    rerun_s, rerun = best_of(lambda: et.evaluate_enterprises(month, as_of=today), repeat=1)
 
     print(f"\n{'trigger':<24}{'ORM trips':>10}{'SQL trips':>10}")
     same = True
@@ -361,22 +351,13 @@ def main() -> None:
     if args.child:
         run(args.enterprises)
         return
-    import subprocess
-
     print(
         f"八必访 enterprise triggers, {args.enterprises:,} enterprises × 24 months on {args.db}, "
         f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} (other work shares the machine)",
         flush=True,
     )
-    try:
-        with tempfile.TemporaryDirectory(prefix="zhizhi-bench-ent-") as tmp:
-            env = child_env(tmp, fresh_database(args.db, tmp, PG_NAME))
-            cmd = [sys.executable, __file__, "--child", f"--enterprises={args.enterprises}"]
-            result = subprocess.run(cmd, env=env, cwd=ROOT, check=False)
-    finally:
-        if args.db == "postgres":
-            pg_admin(f"DROP DATABASE IF EXISTS {PG_NAME} WITH (FORCE)")
-    sys.exit(result.returncode)
+    child_args = [f"--enterprises={args.enterprises}"]
+    sys.exit(run_child_shown(__file__, args.db, PG_NAME, child_args, prefix="zhizhi-bench-ent-"))
 
 
 if __name__ == "__main__":

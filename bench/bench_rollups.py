@@ -28,34 +28,21 @@ import argparse
 import datetime as dt
 import json
 import os
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _common import child_env, fresh_database, pg_admin  # noqa: E402
+from _common import best_of, insert_series, run_child  # noqa: E402
 
 PG_NAME = "bench_rollups"
 SATISFACTION = "(ARRAY['satisfied','basic','unsatisfied'])"
 
 
-def best(fn, repeat: int = 3) -> tuple[float, object]:  # type: ignore[no-untyped-def]
-    """Best of `repeat` wall times (seconds) and the last result."""
-    fastest, result = float("inf"), None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        result = fn()
-        fastest = min(fastest, time.perf_counter() - t0)
-    return fastest, result
-
-
 def insert_cases(rows: int, start: dt.datetime) -> float:
     """INSERT `rows` cases over the 365 days from `start`, server-side."""
-    from django.db import connection
 
     from zhizhi.cases.models import Case, Category
     from zhizhi.geo.models import Region
@@ -91,25 +78,7 @@ def insert_cases(rows: int, start: dt.datetime) -> float:
         "visited_at": f"CASE WHEN {visited} THEN {done} + INTERVAL '1 day' END",
         "satisfaction": f"CASE WHEN {visited} THEN {SATISFACTION}[1 + (g / 3) % 3] ELSE '' END",
     }
-    columns, values, params = [], [], []
-    for f in Case._meta.concrete_fields:
-        if f.primary_key:
-            continue
-        columns.append(connection.ops.quote_name(f.column))
-        if f.column in expressions:
-            values.append(expressions[f.column].replace("%", "%%"))
-        else:
-            values.append("%s")
-            params.append(f.get_db_prep_save(f.get_default(), connection))
-    sql = (
-        f"INSERT INTO cases_case ({', '.join(columns)}) "
-        f"SELECT {', '.join(values)} FROM generate_series(1, {rows}) AS g"
-    )
-    t0 = time.perf_counter()
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        cursor.execute("ANALYZE cases_case")
-    return time.perf_counter() - t0
+    return insert_series(Case, 1, rows, expressions)
 
 
 def child(cases: int, scale: float) -> None:
@@ -148,10 +117,10 @@ def child(cases: int, scale: float) -> None:
     nightly_seconds = time.perf_counter() - t0
 
     street = Region.objects.get(level="street")
-    board_rollup, board = best(lambda: services.board(street, day=yesterday))
+    board_rollup, board = best_of(lambda: services.board(street, day=yesterday))
     tree = services.Tree.load()
     day_before = yesterday - dt.timedelta(days=1)
-    board_raw, raw = best(
+    board_raw, raw = best_of(
         lambda: services.compute_many(indicators, day_before, yesterday, tree=tree), repeat=2
     )
 
@@ -175,10 +144,10 @@ def child(cases: int, scale: float) -> None:
         cache.clear()
         return services.board(street)
 
-    board_today, _ = best(today_board, repeat=2)
-    trend_rollup, _ = best(lambda: services.trend("cases_month", street, 365))
+    board_today, _ = best_of(today_board, repeat=2)
+    trend_rollup, _ = best_of(lambda: services.trend("cases_month", street, 365))
     ind = by_code["cases_month"]
-    trend_raw, _ = best(lambda: services.compute(ind, first, yesterday, tree=tree), repeat=2)
+    trend_raw, _ = best_of(lambda: services.compute(ind, first, yesterday, tree=tree), repeat=2)
     print(
         json.dumps(
             {
@@ -212,22 +181,8 @@ def main() -> None:
     if args.child:
         child(args.cases, args.scale)
         return
-    with tempfile.TemporaryDirectory(prefix="zhizhi-bench-rollups-") as tmp:
-        url = fresh_database("postgres", tmp, PG_NAME)
-        try:
-            out = subprocess.run(
-                [sys.executable, __file__, "--child", f"--cases={args.cases}", f"--scale={args.scale}"],
-                env=child_env(tmp, url),
-                cwd=ROOT,
-                check=False,
-                capture_output=True,
-                text=True,
-            )
-        finally:
-            pg_admin(f"DROP DATABASE IF EXISTS {PG_NAME} WITH (FORCE)")
-    if out.returncode != 0:
-        sys.exit(f"the child failed\n{out.stderr[-3000:]}")
-    r = json.loads(out.stdout.strip().splitlines()[-1])
+    child_args = [f"--cases={args.cases}", f"--scale={args.scale}"]
+    r = run_child(__file__, "postgres", PG_NAME, child_args, prefix="zhizhi-bench-rollups-")
     load = os.getloadavg()[0]
     print(
         f"Cockpit rollups on PostgreSQL, {os.cpu_count()} cores, load average {load:.1f} "

@@ -26,53 +26,22 @@ import argparse
 import datetime as dt
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _common import child_env, fresh_database, pg_admin  # noqa: E402
+from _common import best_of, insert_series, run_child_shown  # noqa: E402
 
 PG_NAME = "bench_cases"
 
 
-def timed(fn, repeat: int = 3) -> tuple[float, object]:  # type: ignore[no-untyped-def]
-    """Best of `repeat` wall times (seconds) and the last result."""
-    best, result = float("inf"), None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, result
-
-
 def insert_cases(rows: int, offset: int, expressions: dict[str, str]) -> float:
     """INSERT `rows` cases server-side; `expressions` are SQL over g (the series number)."""
-    from django.db import connection
-
     from zhizhi.cases.models import Case
 
-    columns, values, params = [], [], []
-    for f in Case._meta.concrete_fields:
-        if f.primary_key:
-            continue
-        columns.append(connection.ops.quote_name(f.column))
-        if f.column in expressions:
-            values.append(expressions[f.column].replace("%", "%%"))
-        else:
-            values.append("%s")
-            params.append(f.get_db_prep_save(f.get_default(), connection))
-    sql = (
-        f"INSERT INTO cases_case ({', '.join(columns)}) "
-        f"SELECT {', '.join(values)} FROM generate_series({offset + 1}, {offset + rows}) AS g"
-    )
-    t0 = time.perf_counter()
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        cursor.execute("ANALYZE cases_case")
-    return time.perf_counter() - t0
+    return insert_series(Case, offset + 1, offset + rows, expressions)
 
 
 def run(rows: int, due: int, part: str) -> None:
@@ -173,7 +142,7 @@ def sweep_part(rows: int, due: int, common: dict[str, str], now: dt.datetime) ->
         c = Case.objects.filter(status__in=open_statuses, escalate_at__lte=at).order_by("escalate_at")
         return tuple(len(list(q.values_list("pk", flat=True)[:5000])) for q in (a, b, c))  # type: ignore[return-value]
 
-    select_s, found = timed(select_only)
+    select_s, found = best_of(select_only)
     plan_q = Case.objects.filter(
         status__in=open_statuses, stage_due_at__lte=now, sla_level__in=("green", "yellow")
     ).order_by("stage_due_at")
@@ -182,7 +151,7 @@ def sweep_part(rows: int, due: int, common: dict[str, str], now: dt.datetime) ->
     with CaptureQueriesContext(connection) as captured:
         counts = sla.sweep()
     sweep_s = time.perf_counter() - t0
-    again_s, again = timed(sla.sweep, repeat=1)
+    again_s, again = best_of(sla.sweep, repeat=1)
     marked = counts["yellow"] + counts["red"] + counts["escalated"]
     # Where the marking time goes: database time per kind of statement.
     kinds: dict[str, list[float]] = {}
@@ -273,9 +242,9 @@ def kpi_part(rows: int, common: dict[str, str], now: dt.datetime, paths: list[st
     period = kpi.Period(tz_period.start, kpi.Period.month(year, 12).end, str(year))
     community_prefix = len(paths[0]) - 4  # the grid's path less its own 3-digit code and slash
     everything = Case.objects.all()
-    kpi_total_s, row = timed(lambda: kpi.total(everything, period), repeat=2)
-    kpi_unit_s, by_unit = timed(lambda: kpi.breakdown(everything, period, "unit"), repeat=2)
-    kpi_comm_s, by_comm = timed(
+    kpi_total_s, row = best_of(lambda: kpi.total(everything, period), repeat=2)
+    kpi_unit_s, by_unit = best_of(lambda: kpi.breakdown(everything, period, "unit"), repeat=2)
+    kpi_comm_s, by_comm = best_of(
         lambda: kpi.breakdown(everything, period, f"prefix:{community_prefix}"), repeat=2
     )
 
@@ -309,7 +278,7 @@ def kpi_part(rows: int, common: dict[str, str], now: dt.datetime, paths: list[st
             cursor.execute(hand, {"s": period.start, "e": period.end})
             return cursor.fetchall()
 
-    hand_s, hand_rows = timed(hand_sql, repeat=2)
+    hand_s, hand_rows = best_of(hand_sql, repeat=2)
     total_hand = next(r for r in hand_rows if r[0] is None)
     print(
         f"KPI over a district-year ({rows:,} cases of {year}; "
@@ -334,22 +303,13 @@ def main() -> None:
     if args.child:
         run(args.rows, args.due, args.part)
         return
-    import subprocess
-
     print(
         f"SLA sweep and KPI on PostgreSQL, {args.rows:,} rows each, {os.cpu_count()} cores, "
         f"load average {os.getloadavg()[0]:.1f} (other work shares the machine)",
         flush=True,
     )
-    try:
-        with tempfile.TemporaryDirectory(prefix="zhizhi-bench-sla-") as tmp:
-            env = child_env(tmp, fresh_database("postgres", tmp, PG_NAME))
-            cmd = [sys.executable, __file__, "--child", f"--rows={args.rows}", f"--due={args.due}"]
-            cmd.append(f"--part={args.part}")
-            result = subprocess.run(cmd, env=env, cwd=ROOT, check=False)
-    finally:
-        pg_admin(f"DROP DATABASE IF EXISTS {PG_NAME} WITH (FORCE)")
-    sys.exit(result.returncode)
+    child_args = [f"--rows={args.rows}", f"--due={args.due}", f"--part={args.part}"]
+    sys.exit(run_child_shown(__file__, "postgres", PG_NAME, child_args, prefix="zhizhi-bench-sla-"))
 
 
 if __name__ == "__main__":
