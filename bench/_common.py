@@ -136,3 +136,18 @@ def insert_series(model: Any, first: int, last: int, expressions: dict[str, str]
         cursor.execute(sql, params)
         cursor.execute(f"ANALYZE {table}")
     return time.perf_counter() - t0
+
+
+def pg_reachable() -> bool:
+    """Whether the PostgreSQL server answers; any failure means: SQLite only."""
+    try:
+        pg_admin("SELECT 1")
+    except Exception:
+        return False
+    return True
+
+
+def pct(values: list[float], q: float) -> float:
+    """The `q` quantile (0..1) of `values`, nearest rank over the sorted values."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]

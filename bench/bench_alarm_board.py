@@ -29,23 +29,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT))
 
-from _common import pg_admin, run_child  # noqa: E402
+from _common import pct, pg_reachable, run_child  # noqa: E402
 
 PG_NAME = "bench_alarm_board"
 STEPS = (100, 300, 1000, 3000)
-
-
-def pg_reachable() -> bool:
-    try:
-        pg_admin("SELECT 1")
-    except Exception:  # any failure means: SQLite only
-        return False
-    return True
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def timed(fn: Any, repeat: int) -> list[float]:

@@ -24,17 +24,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _common import pg_admin, run_child  # noqa: E402
+from _common import pg_reachable, run_child  # noqa: E402
 
 PG_NAME = "bench_broadcast"
-
-
-def pg_reachable() -> bool:
-    try:
-        pg_admin("SELECT 1")
-    except Exception:  # any failure means: use SQLite
-        return False
-    return True
 
 
 def child(people: int) -> None:

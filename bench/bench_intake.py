@@ -28,17 +28,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _common import pg_admin, run_child  # noqa: E402
+from _common import pg_reachable, run_child  # noqa: E402
 
 PG_NAME = "bench_intake"
-
-
-def pg_reachable() -> bool:
-    try:
-        pg_admin("SELECT 1")
-    except Exception:  # any failure means: use SQLite
-        return False
-    return True
 
 
 def measured_quality() -> dict[str, float]:

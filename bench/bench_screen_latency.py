@@ -37,29 +37,16 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _common import pg_admin, run_child  # noqa: E402
+from _common import pct, pg_reachable, run_child  # noqa: E402
 
 PG_NAME = "bench_screen"
 DEBOUNCE_S = 1.0  # zhizhi/static/cockpit/screen.js DEBOUNCE_MS
-
-
-def pg_reachable() -> bool:
-    try:
-        pg_admin("SELECT 1")
-    except Exception:  # any failure means: SQLite only
-        return False
-    return True
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 # --- the child: Django, the server, the client --------------------------------------------------
