@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from tests.factories import Street, build_street
+from tests.fakes import FakeGateway
 
 
 @pytest.fixture
 def street(db) -> Street:  # type: ignore[no-untyped-def]
     return build_street()
+
+
+@pytest.fixture
+def gateway(settings) -> Iterator[FakeGateway]:  # type: ignore[no-untyped-def]
+    """A loopback SMS gateway and DingTalk robot (指挥中心群) the outbox delivers to; no WeCom robots."""
+    fake = FakeGateway()
+    settings.ZHIZHI_SMS_URL = fake.url + "/sms"
+    settings.ZHIZHI_DINGTALK_WEBHOOKS = {"指挥中心群": fake.url + "/robot"}
+    settings.ZHIZHI_WECOM_WEBHOOKS = {}
+    yield fake
+    fake.close()
 
 
 @pytest.fixture(autouse=True)

@@ -5,7 +5,6 @@ through the inbox, an SMS gateway that is down and comes back, and the inbox and
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 
 import pytest
 from django.db import connection
@@ -27,16 +26,6 @@ from zhizhi.problems import Forbidden, Invalid
 pytestmark = pytest.mark.django_db
 
 START = timezone.make_aware(dt.datetime(2026, 11, 23, 9, 0))
-
-
-@pytest.fixture
-def gateway(settings) -> Iterator[FakeGateway]:  # type: ignore[no-untyped-def]
-    fake = FakeGateway()
-    settings.ZHIZHI_SMS_URL = fake.url + "/sms"
-    settings.ZHIZHI_DINGTALK_WEBHOOKS = {"指挥中心群": fake.url + "/robot"}
-    settings.ZHIZHI_WECOM_WEBHOOKS = {}
-    yield fake
-    fake.close()
 
 
 def usernames(broadcast: Broadcast) -> set[str]:

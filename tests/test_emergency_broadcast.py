@@ -5,7 +5,6 @@ back later: nothing lost, nothing sent twice, read receipts right all along."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 
 import pytest
 from django.utils import timezone
@@ -24,15 +23,6 @@ from zhizhi.problems import Forbidden, Invalid
 pytestmark = pytest.mark.django_db
 
 START = timezone.make_aware(dt.datetime(2026, 8, 28, 9, 30))
-
-
-@pytest.fixture
-def gateway(settings) -> Iterator[FakeGateway]:  # type: ignore[no-untyped-def]
-    fake = FakeGateway()
-    settings.ZHIZHI_SMS_URL = fake.url + "/sms"
-    settings.ZHIZHI_DINGTALK_WEBHOOKS = {"指挥中心群": fake.url + "/robot"}
-    yield fake
-    fake.close()
 
 
 STAFF = {"leader", "dispatcher", "dept", "community_a", "grid_a1", "grid_b1", "volunteer"}

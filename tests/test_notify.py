@@ -4,7 +4,6 @@ idempotency keys, a gateway that is down for an hour, and a worker killed mid-de
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 
 import pytest
 from django.utils import timezone
@@ -18,15 +17,6 @@ from zhizhi.notify.models import InboxMessage, OutboxMessage
 pytestmark = pytest.mark.django_db
 
 START = timezone.make_aware(dt.datetime(2026, 11, 23, 9, 0))
-
-
-@pytest.fixture
-def gateway(settings) -> Iterator[FakeGateway]:  # type: ignore[no-untyped-def]
-    fake = FakeGateway()
-    settings.ZHIZHI_SMS_URL = fake.url + "/sms"
-    settings.ZHIZHI_DINGTALK_WEBHOOKS = {"指挥中心群": fake.url + "/robot"}
-    yield fake
-    fake.close()
 
 
 def test_inbox_sms_and_robot_are_delivered_once(street: Street, gateway: FakeGateway) -> None:

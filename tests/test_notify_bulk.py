@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Iterator
 
 import pytest
 from django.db import connection
@@ -25,15 +24,6 @@ from zhizhi.orgs.models import OrgUnit, User
 pytestmark = pytest.mark.django_db
 
 START = timezone.make_aware(dt.datetime(2026, 11, 23, 9, 0))
-
-
-@pytest.fixture
-def gateway(settings) -> Iterator[FakeGateway]:  # type: ignore[no-untyped-def]
-    fake = FakeGateway()
-    settings.ZHIZHI_SMS_URL = fake.url + "/sms"
-    settings.ZHIZHI_DINGTALK_WEBHOOKS = {"指挥中心群": fake.url + "/robot"}
-    yield fake
-    fake.close()
 
 
 def queue_inbox(users: list[User], n: int, prefix: str = "bulk", at: dt.datetime = START) -> list[str]:
