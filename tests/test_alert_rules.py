@@ -11,6 +11,7 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 
 from tests.factories import Street
+from tests.pg import at_once
 from tests.test_cases_support import A1, CaseMaker, loop_fixture  # noqa: F401
 from zhizhi import clock
 from zhizhi.alerts import alarms, rules
@@ -329,28 +330,9 @@ def test_worker_stopping_mid_evaluation_loses_and_doubles_nothing(street: Street
 def test_concurrent_evaluations_raise_one_alarm(street: Street) -> None:
     if connection.vendor != "postgresql":
         pytest.skip("needs real concurrent connections with row locks (PostgreSQL)")
-    import threading
-
     rule("WL0", "threshold", {"ladder": [{"above": 1.2, "severity": "major"}]})
     dev = device(street)
     Reading.objects.create(device=dev, at=T0, value=1.4)
-    barrier = threading.Barrier(4)
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            barrier.wait()
-            rules.evaluate_device(dev)
-        except BaseException as exc:  # collected and asserted below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    assert len(at_once(lambda: rules.evaluate_device(dev), 4)) == 4
     alarm = Alarm.objects.get()
     assert kinds(alarm) == ["raised"]

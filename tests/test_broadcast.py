@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from tests.factories import PASSWORD, Street
 from tests.fakes import FakeGateway
+from tests.pg import at_once
 from zhizhi import clock
 from zhizhi.models import LiveEvent
 from zhizhi.notify import broadcast as bc
@@ -441,34 +442,18 @@ def test_api_sends_once_reads_receipts_and_marks_read(street: Street) -> None:
 def test_concurrent_retries_with_one_request_id_send_once(street: Street) -> None:
     if connection.vendor != "postgresql":
         pytest.skip("needs real concurrent connections (PostgreSQL)")
-    import threading
 
-    barrier = threading.Barrier(4)
-    errors: list[BaseException] = []
-    got: list[int] = []
+    def run() -> int:
+        b = bc.send_broadcast(
+            street.users["dispatcher"],
+            subject="集合",
+            body="",
+            roles=["grid_worker"],
+            request_id="same-1",
+        )
+        return b.pk
 
-    def run() -> None:
-        try:
-            barrier.wait()
-            b = bc.send_broadcast(
-                street.users["dispatcher"],
-                subject="集合",
-                body="",
-                roles=["grid_worker"],
-                request_id="same-1",
-            )
-            got.append(b.pk)
-        except BaseException as exc:  # collected and asserted below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    got = at_once(run, 4)
     assert len(set(got)) == 1 and len(got) == 4
     assert Broadcast.objects.count() == 1 and OutboxMessage.objects.count() == 2
 

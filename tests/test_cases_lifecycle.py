@@ -12,6 +12,7 @@ from django.db import connection, transaction
 from django.test import Client
 
 from tests.factories import PASSWORD
+from tests.pg import at_once
 from tests.test_cases_support import A1, PNG, CaseMaker, loop_fixture  # noqa: F401
 from zhizhi.cases import services, transitions
 from zhizhi.cases.models import Case, CaseEvent
@@ -420,29 +421,19 @@ def test_the_same_hotline_ticket_twice_at_once_is_one_case(street: Any) -> None:
     if connection.vendor != "postgresql":
         pytest.skip("needs two real connections (PostgreSQL); SQLite serialises writers")
     services.ensure_case_permissions()
-    barrier = threading.Barrier(2)
-    got: list[int] = []
 
-    def run() -> None:
-        try:
-            barrier.wait()
-            case = services.register_case(
-                street.users["dispatcher"],
-                title="热线来电：路灯不亮",
-                lng=A1[0],
-                lat=A1[1],
-                channel="hotline",
-                external_id="12345-20261123-0042",
-            )
-            got.append(case.pk)
-        finally:
-            connection.close()
+    def run() -> int:
+        case = services.register_case(
+            street.users["dispatcher"],
+            title="热线来电：路灯不亮",
+            lng=A1[0],
+            lat=A1[1],
+            channel="hotline",
+            external_id="12345-20261123-0042",
+        )
+        return case.pk
 
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    got = at_once(run, 2)
     assert len(got) == 2 and got[0] == got[1]
     assert Case.objects.filter(external_id="12345-20261123-0042").count() == 1
 

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from tests.factories import Street
 from tests.fakes import FakeGateway
+from tests.pg import at_once
 from zhizhi import clock
 from zhizhi.notify import broadcast as bc
 from zhizhi.notify import services
@@ -257,34 +258,17 @@ def test_the_huey_task_drains_the_outbox(street: Street, gateway: FakeGateway) -
 def test_two_workers_at_once_never_take_the_same_row(street: Street) -> None:
     if connection.vendor != "postgresql":
         pytest.skip("needs real concurrent connections with row locks (PostgreSQL)")
-    import threading
-
     keys = queue_inbox([street.users["grid_a1"], street.users["grid_b1"]], 6000, at=clock.now())
-    barrier = threading.Barrier(2)
-    errors: list[BaseException] = []
-    sent: list[int] = []
 
-    def run() -> None:
-        try:
-            barrier.wait()
-            got = 0
-            while True:  # small batches, so the two workers interleave claim after claim
-                n = services.deliver_due(inbox_batch=250)["sent"]
-                if not n:
-                    break
-                got += n
-            sent.append(got)
-        except BaseException as exc:  # collected and asserted below
-            errors.append(exc)
-        finally:
-            connection.close()
+    def run() -> int:
+        got = 0
+        while True:  # small batches, so the two workers interleave claim after claim
+            n = services.deliver_due(inbox_batch=250)["sent"]
+            if not n:
+                return got
+            got += n
 
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    sent = at_once(run, 2)
     assert sum(sent) == 6000 and len(sent) == 2
     # Each row leased exactly once (a second claim would have counted a second attempt) …
     assert set(OutboxMessage.objects.values_list("status", "attempts")) == {(OutboxMessage.SENT, 1)}

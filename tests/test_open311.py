@@ -15,6 +15,7 @@ from django.test import Client
 from django.utils import timezone
 
 from tests.factories import PASSWORD
+from tests.pg import at_once
 from tests.test_cases_support import A1, B1, CaseMaker, loop_fixture  # noqa: F401
 from zhizhi import clock
 from zhizhi.cases import services as case_services
@@ -648,8 +649,6 @@ def test_attribute_loader_command(loop: CaseMaker, tmp_path: Any) -> None:
 @pytest.mark.postgres_only
 @pytest.mark.django_db(transaction=True)
 def test_the_same_post_twice_at_once_is_one_case(street: Any) -> None:
-    import threading
-
     from django.db import connection
     from django.http import QueryDict
 
@@ -664,21 +663,7 @@ def test_the_same_post_twice_at_once_is_one_case(street: Any) -> None:
     raw, key = services.issue_key(None, name="并发")
     form = QueryDict(mutable=True)
     form.update(good(raw))
-    barrier = threading.Barrier(2)
-    got: list[str] = []
-
-    def run() -> None:
-        try:
-            barrier.wait()
-            got.append(services.create_request(key, form).request.token)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    got = at_once(lambda: services.create_request(key, form).request.token, 2)
     assert len(got) == 2 and got[0] == got[1]
     assert Case.objects.filter(channel="open311").count() == 1
 
