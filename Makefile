@@ -35,9 +35,13 @@ demo: static
 	$(BIN)/python manage.py demo_extras
 	$(BIN)/python manage.py load_open311_attributes
 	$(BIN)/python manage.py demo_logins --url http://$(HOST):$(PORT)/
-	@echo "Serving on http://$(HOST):$(PORT)/  (Ctrl-C stops the server and the worker)"
+	@echo "Serving on http://$(HOST):$(PORT)/  (Ctrl-C stops the server, the worker and the MQTT bridge)"
+	@echo "Live sensor readings: $(BIN)/python manage.py simulate_sensors typhoon   (see docs/simulator.md)"
 	@trap 'trap - INT TERM EXIT; kill 0' INT TERM EXIT; \
 	  $(BIN)/python manage.py run_huey --quiet & \
+	  if $(BIN)/python scripts/check_services.py mqtt >/dev/null 2>&1; then \
+	    $(BIN)/python manage.py mqtt_bridge & \
+	  else echo "No MQTT broker on 127.0.0.1:1883: devices can still post over HTTP"; fi; \
 	  $(BIN)/uvicorn zhizhi.asgi:application --host $(HOST) --port $(PORT) --log-level warning
 
 ## make test: lint, types, tests on SQLite and PostgreSQL, browser tests when Chromium is present
