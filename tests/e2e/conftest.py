@@ -14,6 +14,14 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-background-networking", "--disable-gpu"]
 
 
+def local_only(route: Any) -> None:
+    """A Playwright route handler: nothing may come from outside the test server (no CDN, no tiles)."""
+    if route.request.url.startswith(("http://localhost", "http://127.0.0.1", "data:")):
+        route.continue_()
+    else:
+        route.abort()
+
+
 @pytest.fixture(scope="session")
 def chromium() -> Iterator[Any]:
     if not CHROMIUM.exists():
@@ -39,15 +47,7 @@ def chromium() -> Iterator[Any]:
 @pytest.fixture
 def page(chromium: Any) -> Iterator[Any]:
     context = chromium.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")
-    # Nothing may come from outside the test server (no CDN, no tiles).
-    context.route(
-        "**/*",
-        lambda route: (
-            route.continue_()
-            if route.request.url.startswith(("http://localhost", "http://127.0.0.1", "data:"))
-            else route.abort()
-        ),
-    )
+    context.route("**/*", local_only)
     page = context.new_page()
     page.set_default_timeout(15000)
     yield page

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.conftest import local_only
 from tests.e2e.test_browser import log_in, log_out
 from tests.factories import build_street
 from tests.test_cases_support import A1, LIST, PNG, add_loop_units
@@ -17,14 +18,6 @@ from zhizhi.cases import services
 from zhizhi.cases.models import Case, CaseEvent, CasePhoto
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def _local_only(route: Any) -> None:
-    # Nothing may come from outside the test server (no CDN, no tiles).
-    if route.request.url.startswith(("http://localhost", "http://127.0.0.1", "data:")):
-        route.continue_()
-    else:
-        route.abort()
 
 
 @pytest.fixture
@@ -38,7 +31,7 @@ def phone(chromium: Any) -> Iterator[Any]:
         geolocation={"longitude": A1[0], "latitude": A1[1]},
         permissions=["geolocation"],
     )
-    context.route("**/*", _local_only)
+    context.route("**/*", local_only)
     page = context.new_page()
     page.set_default_timeout(15000)
     yield page

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from django.core.cache import cache
 
+from tests.e2e.conftest import local_only
 from tests.e2e.test_browser import log_in
 from tests.factories import build_street
 from tests.test_cases_support import A1, LIST, add_loop_units
@@ -24,18 +25,11 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 LIVE_MS = 5000  # the issue's promise: a change shows on the screen within 5 s
 
 
-def _local_only(route: Any) -> None:
-    if route.request.url.startswith(("http://localhost", "http://127.0.0.1", "data:")):
-        route.continue_()
-    else:
-        route.abort()
-
-
 @pytest.fixture
 def wall(chromium: Any) -> Iterator[Any]:
     """A full-HD wall display."""
     context = chromium.new_context(viewport={"width": 1920, "height": 1080}, locale="zh-CN")
-    context.route("**/*", _local_only)
+    context.route("**/*", local_only)
     page = context.new_page()
     page.set_default_timeout(15000)
     yield page

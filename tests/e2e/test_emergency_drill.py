@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.conftest import local_only
 from tests.e2e.test_browser import log_in
 from tests.factories import build_street
 from tests.test_emergency import populate
@@ -22,13 +23,6 @@ from zhizhi.notify.models import BroadcastRecipient, InboxMessage
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def _local_only(route: Any) -> None:
-    if route.request.url.startswith(("http://localhost", "http://127.0.0.1", "data:")):
-        route.continue_()
-    else:
-        route.abort()
-
-
 @pytest.fixture
 def phones(chromium: Any) -> Iterator[Any]:
     """Phone-sized pages, one per worker (each its own browser context and session)."""
@@ -38,7 +32,7 @@ def phones(chromium: Any) -> Iterator[Any]:
         context = chromium.new_context(
             viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True, locale="zh-CN"
         )
-        context.route("**/*", _local_only)
+        context.route("**/*", local_only)
         contexts.append(context)
         page = context.new_page()
         page.set_default_timeout(15000)
