@@ -7,31 +7,11 @@ from typing import Any
 
 from django import forms
 
-from zhizhi.cockpit import sources
+from zhizhi.cockpit import services, sources
 from zhizhi.cockpit.models import Indicator
 
-FIELDS = [
-    "code",
-    "name",
-    "unit",
-    "scene",
-    "description",
-    "source",
-    "params",
-    "window",
-    "aggregation",
-    "measure",
-    "denominator_source",
-    "denominator_params",
-    "denominator_window",
-    "breakdown_level",
-    "threshold_green",
-    "threshold_red",
-    "target",
-    "higher_is_better",
-    "order",
-    "enabled",
-]
+# The form edits what an import file may carry: the code and every imported field, in that order.
+FIELDS = ["code", *services.IMPORT_FIELDS]
 
 
 class JSONText(forms.JSONField):
