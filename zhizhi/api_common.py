@@ -485,6 +485,23 @@ def version_from(request: HttpRequest, raw: dict[str, Any]) -> int | None:
     return int(version) if version is not None else None
 
 
+def required_version(request: HttpRequest, raw: dict[str, Any]) -> int:
+    """`version_from`, for edits that must say which version they change: none given → 400."""
+    version = version_from(request, raw)
+    if version is None:
+        raise Invalid(
+            [
+                Problem(
+                    "version_required",
+                    "请提供读到的版本号 version（或 If-Match），以免覆盖他人的修改",
+                    "Send the version you read (body or If-Match) so no one else's edit is overwritten",
+                    field="version",
+                )
+            ]
+        )
+    return version
+
+
 # --- the generic registry router --------------------------------------------------------------
 def registry_router(reg: Registry, plural: str, url_prefix: str) -> Router:
     """list / get / create / update / import / export (and reveal) for one registry."""

@@ -13,7 +13,7 @@ from pydantic import Field
 from zhizhi.alerts import desk
 from zhizhi.alerts.rule_models import Alarm, AlarmEvent, AlertRule
 from zhizhi.api import app_router
-from zhizhi.api_common import DEFAULT_LIMIT, ERRORS, MAX_LIMIT, StrictInput, acting, page, version_from
+from zhizhi.api_common import DEFAULT_LIMIT, ERRORS, MAX_LIMIT, StrictInput, acting, page, required_version
 from zhizhi.problems import Forbidden, Invalid, Problem
 
 router = app_router("alerts")
@@ -178,18 +178,7 @@ def update_rule(request: HttpRequest, rule_id: int, payload: RulePatch) -> dict[
     user = _staff(request)
     rule = _rule(rule_id)
     raw = payload.model_dump(exclude_unset=True)
-    version = version_from(request, raw)
-    if version is None:
-        raise Invalid(
-            [
-                Problem(
-                    "version_required",
-                    "请提供读到的版本号 version（或 If-Match），以免覆盖他人的修改",
-                    "Send the version you read (body or If-Match) so no one else's edit is overwritten",
-                    field="version",
-                )
-            ]
-        )
+    version = required_version(request, raw)
     if not desk.can_edit_rule(user, rule):
         raise Forbidden("您不能修改此告警规则", "You may not change this alert rule")
     with acting(request):

@@ -11,11 +11,11 @@ from ninja.responses import Status
 from pydantic import Field
 
 from zhizhi.api import app_router
-from zhizhi.api_common import ERRORS, StrictInput, acting, version_from
+from zhizhi.api_common import ERRORS, StrictInput, acting, required_version
 from zhizhi.cockpit import services
 from zhizhi.cockpit.forms import catalog
 from zhizhi.cockpit.models import Indicator
-from zhizhi.problems import Forbidden, Invalid, Problem
+from zhizhi.problems import Forbidden
 
 router = app_router("cockpit")
 OK = {200: dict[str, Any], **ERRORS}
@@ -121,18 +121,7 @@ def update_indicator(request: HttpRequest, pk: int, payload: IndicatorPatch) -> 
     """修改指标 Change some fields. Send the `version` you read (body or If-Match): stale → 409."""
     ind = _indicator(pk)
     raw = payload.model_dump(exclude_unset=True)
-    version = version_from(request, raw)
-    if version is None:
-        raise Invalid(
-            [
-                Problem(
-                    "version_required",
-                    "请提供读到的版本号 version（或 If-Match），以免覆盖他人的修改",
-                    "Send the version you read (body or If-Match) so no one else's edit is overwritten",
-                    field="version",
-                )
-            ]
-        )
+    version = required_version(request, raw)
     with acting(request):
         saved = services.save_indicator(request.auth, raw, ind, version)  # type: ignore[attr-defined]
     return services.indicator_out(saved)
