@@ -38,8 +38,8 @@ class ScopedAdmin(admin.ModelAdmin):
         return [*super().get_readonly_fields(request, obj), *masked, *stamps]
 
 
-class LogAdmin(ScopedAdmin):
-    """Logs are append-only: viewable, never edited or deleted from the admin."""
+class ReadOnlyAdmin:
+    """Mix into a ModelAdmin whose rows are viewable only: never added, changed or deleted here."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -49,6 +49,10 @@ class LogAdmin(ScopedAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class LogAdmin(ReadOnlyAdmin, ScopedAdmin):
+    """Logs are append-only: viewable, never edited or deleted from the admin."""
 
 
 @admin.register(ChangeLogEntry)

@@ -6,6 +6,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
+from zhizhi.admin import ReadOnlyAdmin
 from zhizhi.cases.models import Case, CaseEvent, Category, DutyRoster, HolidayOverride
 
 
@@ -42,7 +43,7 @@ class EventInline(admin.TabularInline):
 
 
 @admin.register(Case)
-class CaseAdmin(admin.ModelAdmin):
+class CaseAdmin(ReadOnlyAdmin, admin.ModelAdmin):
     list_display = ("number", "title", "status", "category", "unit", "assignee", "sla_level", "reported_at")
     list_filter = ("status", "sla_level", "channel")
     search_fields = ("number", "title")
@@ -52,12 +53,3 @@ class CaseAdmin(admin.ModelAdmin):
         from zhizhi.cases.services import cases_visible_to
 
         return cases_visible_to(request.user)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

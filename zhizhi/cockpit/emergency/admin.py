@@ -1,23 +1,14 @@
 """Incidents in the admin, read only: they are declared, marked and closed through emergency mode's
 services (their timeline and counts must stay consistent), never edited by hand."""
 
-from typing import Any
-
 from django.contrib import admin
-from django.http import HttpRequest
 
+from zhizhi.admin import ReadOnlyAdmin
 from zhizhi.cockpit.emergency.models import EvacuationTask, HelpRequest, Incident, IncidentEvent
 
 
-class ReadOnly(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+class ReadOnly(ReadOnlyAdmin, admin.ModelAdmin):
+    pass
 
 
 @admin.register(Incident)
