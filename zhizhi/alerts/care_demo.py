@@ -26,6 +26,7 @@ from django.db.models import Count, Q
 from zhizhi import clock
 from zhizhi.alerts import care, risk, rules
 from zhizhi.alerts.care_models import CareWatch
+from zhizhi.alerts.devices_demo import demo_rule
 from zhizhi.alerts.models import Device, Reading
 from zhizhi.alerts.risk_models import RiskArea, TravelRecord
 from zhizhi.alerts.rule_models import AlertRule
@@ -174,23 +175,6 @@ def _smoke_series(smokes: list[Device], now: dt.datetime, rng: random.Random) ->
     return len(rows)
 
 
-def _rule(
-    code: str, name: str, kind: str, device_kind: str, params: dict, category: str, creates_case: bool
-) -> AlertRule:
-    rule, _ = AlertRule.objects.get_or_create(
-        code=code,
-        defaults={
-            "name": name,
-            "kind": kind,
-            "device_kind": device_kind,
-            "params": params,
-            "category_code": category,
-            "creates_case": creates_case,
-        },
-    )
-    return rule
-
-
 def _raise_for_the_stopped(rule: AlertRule, person: Person, now: dt.datetime) -> int:
     """Sweep now — or, when it is night, at the last daytime minute of the past six hours (when the
     minutely sweep would have raised it), so the demo opens with the alarm."""
@@ -203,7 +187,7 @@ def _raise_for_the_stopped(rule: AlertRule, person: Person, now: dt.datetime) ->
 
 
 def _risk(street: Region, today: dt.date, rng: random.Random) -> dict[str, int]:
-    _rule("RISK-AREA", "风险区返回人员", AlertRule.LIST_MATCH, "", {"lookback_days": 14}, "4401", False)
+    demo_rule("RISK-AREA", "风险区返回人员", AlertRule.LIST_MATCH, "", {"lookback_days": 14}, "4401", False)
     for name, code, level, start, end, source in AREAS:
         RiskArea.objects.get_or_create(
             region_name=name,
@@ -249,7 +233,7 @@ def load(street: Region) -> dict[str, int]:
     now = clock.now()
     today = clock.today()
     with transaction.atomic():
-        rule = _rule("CARE-IDLE", "独居老人无活动", AlertRule.INACTIVITY, "door", IDLE, "3202", True)
+        rule, _ = demo_rule("CARE-IDLE", "独居老人无活动", AlertRule.INACTIVITY, "door", IDLE, "3202", True)
         elders = _elders(street, today)
         if not elders:
             return {}

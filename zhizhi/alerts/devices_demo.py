@@ -194,23 +194,26 @@ def adopt_tokenless(devices: Any = None) -> int:
     return adopted
 
 
+def demo_rule(
+    code: str, name: str, kind: str, device_kind: str, params: dict, category: str, creates_case: bool
+) -> tuple[AlertRule, bool]:
+    """The demo rule `code`, created with these settings when it does not exist (an edited one is kept)."""
+    return AlertRule.objects.get_or_create(
+        code=code,
+        defaults={
+            "name": name,
+            "kind": kind,
+            "device_kind": device_kind,
+            "params": params,
+            "category_code": category,
+            "creates_case": creates_case,
+        },
+    )
+
+
 def ensure_rules() -> int:
     """Create the demo rules that do not exist yet (by code); returns how many were created."""
-    created = 0
-    for code, name, kind, device_kind, params, category, creates_case in RULES:
-        _, made = AlertRule.objects.get_or_create(
-            code=code,
-            defaults={
-                "name": name,
-                "kind": kind,
-                "device_kind": device_kind,
-                "params": params,
-                "category_code": category,
-                "creates_case": creates_case,
-            },
-        )
-        created += made
-    return created
+    return sum(demo_rule(*row)[1] for row in RULES)
 
 
 def _ensure_device(code: str, **fields: Any) -> tuple[Device, bool]:
