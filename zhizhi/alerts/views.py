@@ -13,7 +13,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
@@ -269,9 +269,7 @@ def rule_edit(request: HttpRequest, pk: int) -> HttpResponse:
     denied = _denied(request)
     if denied:
         return denied
-    rule = AlertRule.objects.filter(pk=pk).first()
-    if rule is None:
-        raise Http404("no such rule")
+    rule = get_object_or_404(AlertRule, pk=pk)
     if request.method == "POST":
         return _save_rule(request, rule)
     return _render_rule_form(request, forms.form_for(rule), rule)
@@ -284,9 +282,7 @@ def rule_toggle(request: HttpRequest, pk: int) -> HttpResponse:
     denied = _denied(request)
     if denied:
         return denied
-    rule = AlertRule.objects.filter(pk=pk).first()
-    if rule is None:
-        raise Http404("no such rule")
+    rule = get_object_or_404(AlertRule, pk=pk)
     raw = request.POST.get("version", "")
     try:
         desk.save_rule(request.user, rule, {"enabled": not rule.enabled}, int(raw) if raw.isdigit() else None)
