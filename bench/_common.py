@@ -151,3 +151,15 @@ def pct(values: list[float], q: float) -> float:
     """The `q` quantile (0..1) of `values`, nearest rank over the sorted values."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def require_service(name: str) -> None:
+    """End the benchmark, saying how to start it, when service `name` (scripts/check_services.py)
+    does not answer on 127.0.0.1."""
+    import sys
+
+    from scripts.check_services import SERVICES, reachable
+
+    port, start = SERVICES[name]
+    if not reachable(port):
+        sys.exit(f"{name} is not reachable on 127.0.0.1:{port}. Start it with: {start}")

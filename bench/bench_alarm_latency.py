@@ -31,7 +31,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _common import run_child  # noqa: E402
+from _common import require_service, run_child  # noqa: E402
 
 PG_NAME = "bench_alarm_latency"
 HOST, PORT = "127.0.0.1", 1883
@@ -207,13 +207,7 @@ def main() -> None:
     if args.child:
         child(args.trials)
         return
-    from scripts.check_services import reachable
-
-    if not reachable(PORT):
-        sys.exit(
-            "mqtt is not reachable on 127.0.0.1:1883. "
-            "Start it with: mosquitto -d -c /etc/mosquitto/mosquitto.conf"
-        )
+    require_service("mqtt")
     engines = ["sqlite", "postgres"] if args.db == "both" else [args.db]
     load = os.getloadavg()[0]
     print(f"Reading → alarm → case latency, {os.cpu_count()} cores, load average {load:.1f} (shared machine)")
