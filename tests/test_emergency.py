@@ -22,6 +22,7 @@ from zhizhi.cockpit.emergency.models import (
 from zhizhi.intake.models import Camera
 from zhizhi.models import LiveEvent, RevealLog
 from zhizhi.notify.models import OutboxMessage
+from zhizhi.orgs.models import User
 from zhizhi.orgs.services import create_staff
 from zhizhi.people.services import vulnerable_residents_in
 from zhizhi.problems import Forbidden, Invalid
@@ -53,6 +54,17 @@ def declare(street: Street, user: str = "dispatcher", **kwargs) -> services.Decl
 
 def buildings(street: Street, *keys: str) -> list[int]:
     return [street.buildings[k].pk for k in keys]
+
+
+def community_b_worker(street: Street) -> User:
+    """A community worker of community B (password PASSWORD), who has no tasks in A's incidents."""
+    return create_staff(
+        username="community_b",
+        full_name="B社工",
+        role="community_worker",
+        password=PASSWORD,
+        regions=[street.communities["B"]],
+    )
 
 
 def test_declare_by_buildings_lists_everyone_and_assigns_every_household(street: Street) -> None:
@@ -112,13 +124,7 @@ def test_care_list_is_sorted_by_priority_with_building_unit_floor_room_and_worke
 def test_care_list_scope_workers_see_their_area_only(street: Street) -> None:
     populate(street)
     incident = declare(street, building_ids=buildings(street, "A1", "A2")).incident
-    community_b = create_staff(
-        username="community_b",
-        full_name="B社工",
-        role="community_worker",
-        password=PASSWORD,
-        regions=[street.communities["B"]],
-    )
+    community_b = community_b_worker(street)
     with pytest.raises(Forbidden) as refused:
         services.care_list(community_b, incident)
     assert refused.value.zh and refused.value.en

@@ -5,10 +5,9 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from tests.factories import PASSWORD, Street
-from tests.test_emergency import buildings, populate
+from tests.factories import Street
+from tests.test_emergency import buildings, community_b_worker, populate
 from zhizhi.cockpit.emergency.models import EvacuationTask, Incident
-from zhizhi.orgs.services import create_staff
 from zhizhi.permissions import create_token
 
 pytestmark = pytest.mark.django_db
@@ -91,13 +90,7 @@ def test_api_errors_are_bilingual_and_scoped(street: Street) -> None:
         f"/api/v1/emergency/tasks/{b1.pk}/mark", {"status": "evacuated"}, content_type="application/json"
     )
     assert other_grid.status_code == 403 and "grid" in other_grid.json()["errors"][0]["en"]
-    community_b = create_staff(
-        username="community_b",
-        full_name="B社工",
-        role="community_worker",
-        password=PASSWORD,
-        regions=[street.communities["B"]],
-    )
+    community_b = community_b_worker(street)
     raw, _ = create_token(community_b, "t")
     client_b = Client(HTTP_AUTHORIZATION=f"Bearer {raw}")
     assert client_b.get(f"/api/v1/emergency/incidents/{incident['id']}").status_code == 404

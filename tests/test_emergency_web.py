@@ -12,13 +12,12 @@ from django.test import Client
 from openpyxl import load_workbook
 
 from tests.factories import PASSWORD, Street
-from tests.test_emergency import buildings, declare, populate
+from tests.test_emergency import buildings, community_b_worker, declare, populate
 from zhizhi.cockpit.emergency import services
 from zhizhi.cockpit.emergency.models import EvacuationTask, HelpRequest, Incident
 from zhizhi.models import RevealLog
 from zhizhi.notify import services as notify
 from zhizhi.notify.models import InboxMessage
-from zhizhi.orgs.services import create_staff
 
 pytestmark = pytest.mark.django_db
 
@@ -135,13 +134,7 @@ def test_workers_see_their_tasks_and_mark_them_from_the_phone(street: Street) ->
     marked = [f for f in frames if f.get("type") == "marked"]
     assert marked and marked[-1]["households_done"] == 1 and marked[-1]["building"]["done"] == 1
     # A B-community worker without tasks cannot open the incident at all.
-    stranger = create_staff(
-        username="community_b",
-        full_name="B社工",
-        role="community_worker",
-        password=PASSWORD,
-        regions=[street.communities["B"]],
-    )
+    stranger = community_b_worker(street)
     assert stranger.pk
     client_b = login("community_b")
     assert client_b.get(f"/emergency/{incident.pk}/").status_code == 404
@@ -162,13 +155,7 @@ def test_care_list_page_and_logged_reveals(street: Street) -> None:
     assert 'data-count="4"' in answer.content.decode()
     assert RevealLog.objects.filter(purpose=f"emergency {incident.number}").count() == 5
     # Community B's worker cannot open community A's list.
-    create_staff(
-        username="community_b",
-        full_name="B社工",
-        role="community_worker",
-        password=PASSWORD,
-        regions=[street.communities["B"]],
-    )
+    community_b_worker(street)
     refused = login("community_b").get(f"/emergency/{incident.pk}/care/")
     assert refused.status_code == 403 and "不在您的辖区" in refused.content.decode()
     assert (
