@@ -22,6 +22,16 @@ def local_only(route: Any) -> None:
         route.abort()
 
 
+def open_page(chromium: Any, **options: Any) -> Any:
+    """A page in a new browser context (zh-CN; `options` as `new_context` takes them) that reaches only
+    the test server, 15 s default timeout. Close it with `page.context.close()`."""
+    context = chromium.new_context(locale="zh-CN", **options)
+    context.route("**/*", local_only)
+    page = context.new_page()
+    page.set_default_timeout(15000)
+    return page
+
+
 @pytest.fixture(scope="session")
 def chromium() -> Iterator[Any]:
     if not CHROMIUM.exists():
@@ -46,9 +56,6 @@ def chromium() -> Iterator[Any]:
 
 @pytest.fixture
 def page(chromium: Any) -> Iterator[Any]:
-    context = chromium.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")
-    context.route("**/*", local_only)
-    page = context.new_page()
-    page.set_default_timeout(15000)
+    page = open_page(chromium, viewport={"width": 1280, "height": 800})
     yield page
-    context.close()
+    page.context.close()

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import local_only
+from tests.e2e.conftest import open_page
 from tests.e2e.test_browser import log_in, log_out
 from tests.factories import build_street
 from tests.test_cases_support import A1, LIST, PNG, add_loop_units
@@ -23,19 +23,16 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 @pytest.fixture
 def phone(chromium: Any) -> Iterator[Any]:
     """A phone-sized page whose browser reports a position inside grid A1."""
-    context = chromium.new_context(
+    page = open_page(
+        chromium,
         viewport={"width": 390, "height": 844},
         is_mobile=True,
         has_touch=True,
-        locale="zh-CN",
         geolocation={"longitude": A1[0], "latitude": A1[1]},
         permissions=["geolocation"],
     )
-    context.route("**/*", local_only)
-    page = context.new_page()
-    page.set_default_timeout(15000)
     yield page
-    context.close()
+    page.context.close()
 
 
 def test_a_report_goes_round_the_loop(page: Any, phone: Any, live_server: Any) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from django.core.cache import cache
 
-from tests.e2e.conftest import local_only
+from tests.e2e.conftest import open_page
 from tests.e2e.test_browser import log_in
 from tests.factories import build_street
 from tests.test_cases_support import A1, LIST, add_loop_units
@@ -28,12 +28,9 @@ LIVE_MS = 5000  # the issue's promise: a change shows on the screen within 5 s
 @pytest.fixture
 def wall(chromium: Any) -> Iterator[Any]:
     """A full-HD wall display."""
-    context = chromium.new_context(viewport={"width": 1920, "height": 1080}, locale="zh-CN")
-    context.route("**/*", local_only)
-    page = context.new_page()
-    page.set_default_timeout(15000)
+    page = open_page(chromium, viewport={"width": 1920, "height": 1080})
     yield page
-    context.close()
+    page.context.close()
 
 
 def _indicator(**kw: Any) -> None:

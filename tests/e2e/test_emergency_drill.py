@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import local_only
+from tests.e2e.conftest import open_page
 from tests.e2e.test_browser import log_in
 from tests.factories import build_street
 from tests.test_emergency import populate
@@ -26,21 +26,16 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 @pytest.fixture
 def phones(chromium: Any) -> Iterator[Any]:
     """Phone-sized pages, one per worker (each its own browser context and session)."""
-    contexts: list[Any] = []
+    pages: list[Any] = []
 
     def new() -> Any:
-        context = chromium.new_context(
-            viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True, locale="zh-CN"
-        )
-        context.route("**/*", local_only)
-        contexts.append(context)
-        page = context.new_page()
-        page.set_default_timeout(15000)
+        page = open_page(chromium, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+        pages.append(page)
         return page
 
     yield new
-    for context in contexts:
-        context.close()
+    for page in pages:
+        page.context.close()
 
 
 def click_at(page: Any, lng: float, lat: float) -> None:
