@@ -220,6 +220,20 @@ def test_rule_form_saves_a_guided_threshold_ladder(street: Street) -> None:
     assert 'name="rung-1-limit" value="1.5"' in html and 'name="clear_limit" value="1.1"' in html
 
 
+def test_rule_form_keeps_the_step_down_wait_and_checks_it(street: Street) -> None:
+    client = client_for(street, "dispatcher")
+    response = client.post("/alerts/rules/new/", rule_post(deescalate_after_seconds="300"))
+    assert response.status_code == 302
+    rule = AlertRule.objects.get(code="WL-NEW")
+    assert rule.params == {**WATER, "deescalate_after_seconds": 300}
+    html = client.get(f"/alerts/rules/{rule.pk}/").content.decode()
+    assert 'name="deescalate_after_seconds" value="300"' in html
+    bad = client.post("/alerts/rules/new/", rule_post(code="WL-BAD", deescalate_after_seconds="-1"))
+    assert bad.status_code == 400
+    assert "参数 deescalate_after_seconds 应为非负数" in bad.content.decode()
+    assert not AlertRule.objects.filter(code="WL-BAD").exists()
+
+
 def test_rule_form_rejects_bad_params_at_their_place_and_saves_nothing(street: Street) -> None:
     response = client_for(street, "dispatcher").post(
         "/alerts/rules/new/",

@@ -336,3 +336,32 @@ def test_concurrent_evaluations_raise_one_alarm(street: Street) -> None:
     assert len(at_once(lambda: rules.evaluate_device(dev), 4)) == 4
     alarm = Alarm.objects.get()
     assert kinds(alarm) == ["raised"]
+
+
+def test_severity_steps_down_only_after_its_rung_stayed_off(street: Street) -> None:
+    """`deescalate_after_seconds`: a level hovering around the critical limit keeps one critical alarm
+    instead of swinging critical ↔ major; it steps down once below the limit long enough."""
+    rule("WLH", "threshold", {**WATER, "deescalate_after_seconds": 60})
+    dev = device(street)
+    feed(dev, 0, 1.3)
+    feed(dev, 120, 1.3)  # major after 120 s above 1.2
+    feed(dev, 130, 1.52)  # critical at once
+    for i, value in enumerate([1.49, 1.51, 1.48, 1.53, 1.49]):
+        feed(dev, 140 + i * 10, value)
+    alarm = Alarm.objects.get()
+    assert alarm.severity == "critical"
+    assert kinds(alarm) == ["raised", "escalated"]
+    feed(dev, 200, 1.45)  # below 1.5 since 180 s: 20 s only
+    feed(dev, 230, 1.44)  # 50 s
+    alarm.refresh_from_db()
+    assert alarm.severity == "critical"
+    feed(dev, 240, 1.43)  # 60 s below the critical limit
+    alarm.refresh_from_db()
+    assert alarm.severity == "major"
+    assert kinds(alarm) == ["raised", "escalated", "deescalated"]
+
+
+def test_step_down_wait_is_checked(db: Any) -> None:
+    with pytest.raises(Invalid) as exc:
+        rules.check_params("threshold", {**WATER, "deescalate_after_seconds": -5})
+    assert exc.value.problems[0].field == "params.deescalate_after_seconds"

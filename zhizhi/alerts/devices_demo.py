@@ -59,6 +59,8 @@ WATER_LADDER = {
         {"above": 1.5, "for_seconds": 0, "severity": "critical"},
     ],
     "clear": {"below": 1.1, "for_seconds": 60},
+    # A level hovering around 1.5 m stays one critical alarm; it steps down after 5 minutes below.
+    "deescalate_after_seconds": 300,
 }
 # (code, name, kind, device_kind, params, category_code, creates_case)
 RULES: list[tuple[str, str, str, str, dict[str, Any], str, bool]] = [

@@ -27,7 +27,7 @@ JSON_KINDS = (AlertRule.REGISTRY, AlertRule.LIST_MATCH)
 TEXT_FIELDS = (
     "code", "name", "kind", "device_kind", "category_code", "version", "params_json", "severity", "delta",
     "within_seconds", "clear_delta", "silent_seconds", "quiet_start", "quiet_end", "clear_direction",
-    "clear_limit", "clear_for_seconds",
+    "clear_limit", "clear_for_seconds", "deescalate_after_seconds",
 )  # fmt: skip
 
 
@@ -127,6 +127,7 @@ def form_for(rule: AlertRule) -> RuleForm:
     values["clear_direction"] = "above" if "above" in clear else "below"
     values["clear_limit"] = clear.get("above", clear.get("below", ""))
     values["clear_for_seconds"] = clear.get("for_seconds", "")
+    values["deescalate_after_seconds"] = params.get("deescalate_after_seconds", "")
     rungs = []
     for step in params.get("ladder") or []:
         if not isinstance(step, dict):
@@ -172,6 +173,8 @@ def parse(post: QueryDict) -> tuple[RuleForm, dict[str, Any], list[Problem]]:
                 way: _number(values["clear_limit"]),
                 "for_seconds": _number(values["clear_for_seconds"] or "0"),
             }
+        if str(values["deescalate_after_seconds"]).strip():
+            params["deescalate_after_seconds"] = _number(values["deescalate_after_seconds"])
         rungs += [Rung() for _ in range(max(RUNGS - len(rungs), 1))]
     elif kind == AlertRule.RATE:
         params = {"delta": _number(values["delta"]), "within_seconds": _number(values["within_seconds"])}

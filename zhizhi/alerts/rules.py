@@ -109,7 +109,8 @@ def _threshold(
     if not ladder:
         return
     clear_pred, clear_for = _clear_pred(params, ladder)
-    window = max([float(s.get("for_seconds", 0)) for s in ladder] + [clear_for]) + 1
+    wait = float(params.get("deescalate_after_seconds", 0) or 0)
+    window = max([float(s.get("for_seconds", 0)) for s in ladder] + [clear_for, wait]) + 1
     points = _window(recent, latest - dt.timedelta(seconds=window))
     if not points:
         return
@@ -121,6 +122,7 @@ def _threshold(
             target = step.get("severity", "major")
             break
     if target is not None:
+        target = _step_down_hysteresis(params, ladder, points, alarm, target)
         alarms.report(rule, device, target, at=at, value=value)
         return
     if alarm is None:
@@ -130,6 +132,27 @@ def _threshold(
         alarms.clear(alarm, at=at, value=value)
     else:
         alarms.lapse(alarm, severity=ladder[-1].get("severity", "major"), at=at, value=value)
+
+
+def _step_down_hysteresis(
+    params: dict[str, Any],
+    ladder: list[dict[str, Any]],
+    points: list[Point],
+    alarm: Alarm | None,
+    target: str,
+) -> str:
+    """With `deescalate_after_seconds`, an active alarm steps down to a lower rung only once its own rung
+    has stayed off that long, so a level hovering around a rung's limit does not swing the severity up
+    and down (raising and clearing have their own hysteresis: the clear condition)."""
+    wait = float(params.get("deescalate_after_seconds", 0) or 0)
+    if alarm is None or wait <= 0 or alarms.RANK.get(target, 0) >= alarms.RANK.get(alarm.severity, 0):
+        return target
+    current = next((s for s in ladder if s.get("severity", "major") == alarm.severity), None)
+    if current is None:
+        return target
+    on = _step_pred(current)
+    off_for = held_for(points, lambda v: not on(v))
+    return target if off_for is not None and off_for >= wait else alarm.severity
 
 
 # --- rate of change ------------------------------------------------------------------------------
@@ -207,6 +230,14 @@ def check_params(kind: str, params: Any) -> dict[str, Any]:
             [Problem("params", "参数应为 JSON 对象", "Params must be a JSON object", field="params")]
         )
     if kind == AlertRule.THRESHOLD:
+        if "deescalate_after_seconds" in params:
+            _number(
+                params,
+                "deescalate_after_seconds",
+                "params.deescalate_after_seconds",
+                problems,
+                sign="non_negative",
+            )
         ladder = params.get("ladder")
         if not isinstance(ladder, list) or not ladder:
             problems.append(
@@ -289,7 +320,8 @@ def _span(rule: AlertRule, params: dict[str, Any]) -> float | None:
         if not ladder:
             return None
         _, clear_for = _clear_pred(params, ladder)
-        return max([float(s.get("for_seconds", 0)) for s in ladder] + [clear_for]) + 1
+        wait = float(params.get("deescalate_after_seconds", 0) or 0)
+        return max([float(s.get("for_seconds", 0)) for s in ladder] + [clear_for, wait]) + 1
     if rule.kind == AlertRule.RATE:
         return float(params.get("within_seconds", 600))
     return None
