@@ -314,3 +314,15 @@ def test_a_fresh_board_sees_a_change_the_shared_cache_does_not_yet() -> None:
         assert shared == 0
     cache.clear()
     assert open_cases("") == 1
+
+
+def test_an_indicator_change_is_announced_to_open_screens(street) -> None:  # type: ignore[no-untyped-def]
+    after = live.latest_id()
+    ind = Indicator.objects.create(
+        code="enterprises_now", name="在营企业数", source="enterprises", window="now", scene="industry"
+    )
+    ind.name = "在营企业"
+    ind.save()
+    body = _stream(client_for(street, "leader"), street.street, after)
+    frames = [f for f in body.split("\n\n") if f.startswith("id:") and "event: cockpit" in f]
+    assert [json.loads(f.split("data: ", 1)[1])["name"] for f in frames] == ["在营企业数", "在营企业"]

@@ -117,6 +117,10 @@ class Indicator(ZhizhiModel):
         if (self._state.adding or changed) and self.stale_since is None:
             self.stale_since = clock.now()
         super().save(*args, **kwargs)
+        from zhizhi import live
+
+        # Open screens re-read their board: a new indicator or a changed one shows without a reload.
+        live.publish("cockpit", {"kind": "indicator", "code": self.code, "name": self.name})
 
 
 class IndicatorValue(models.Model):
