@@ -98,6 +98,14 @@ def notify_user(
     return out
 
 
+def enqueue_many(rows: list[OutboxMessage]) -> None:
+    """Many messages in one INSERT per thousand; a key already queued is dropped (safe to retry)."""
+    if not rows:
+        return
+    OutboxMessage.objects.bulk_create(rows, batch_size=1000, ignore_conflicts=True)
+    transaction.on_commit(_kick_worker)
+
+
 def _kick_worker() -> None:
     from zhizhi.notify.tasks import deliver_outbox_task
 

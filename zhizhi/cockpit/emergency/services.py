@@ -34,6 +34,7 @@ from zhizhi.cockpit.emergency.models import (
 )
 from zhizhi.geo.models import Building, Region
 from zhizhi.notify import broadcast as notify_broadcast
+from zhizhi.notify import services as notify_services
 from zhizhi.notify.models import Broadcast as NotifyBroadcast
 from zhizhi.notify.models import BroadcastRecipient, OutboxMessage
 from zhizhi.orgs.models import OrgUnit, User
@@ -649,25 +650,6 @@ def insert_tasks(rows: list[tuple[Any, ...]]) -> None:
             cursor.execute(head + ", ".join([one] * len(part)), [v for row in part for v in row])
 
 
-def _bulk_outbox(rows: list[OutboxMessage]) -> None:
-    """Outbox rows in one INSERT (the same idempotency key twice is dropped), delivered after commit."""
-    if not rows:
-        return
-    OutboxMessage.objects.bulk_create(rows, batch_size=1000, ignore_conflicts=True)
-
-    def kick() -> None:
-        from zhizhi.notify.tasks import deliver_outbox_task
-
-        try:
-            deliver_outbox_task()
-        except Exception:  # the minutely sweep delivers them anyway
-            import logging
-
-            logging.getLogger(__name__).exception("could not schedule outbox delivery")
-
-    transaction.on_commit(kick)
-
-
 def _notify_assignees(incident: Incident, per_user: dict[int, list[int]]) -> None:
     if not per_user:
         return
@@ -695,7 +677,7 @@ def _notify_assignees(incident: Incident, per_user: dict[int, list[int]]) -> Non
                     cause=f"emergency.incident:{incident.pk}",
                 )
             )
-    _bulk_outbox(rows)
+    notify_services.enqueue_many(rows)
 
 
 # --- who is in the area ---------------------------------------------------------------------------
@@ -1188,7 +1170,7 @@ def assign_task(actor: Any, incident: Incident, task_id: int, user_id: Any) -> E
             data={"from": before, "to": worker.pk},
         )
         link = f"/emergency/{incident.pk}/mine/"
-        _bulk_outbox(
+        notify_services.enqueue_many(
             [
                 OutboxMessage(
                     channel="inbox",
@@ -1226,7 +1208,7 @@ def _notify_dispatchers(incident: Incident, item: HelpRequest, where: str) -> No
         .distinct()
     )
     link = f"/emergency/{incident.pk}/"
-    _bulk_outbox(
+    notify_services.enqueue_many(
         [
             OutboxMessage(
                 channel="inbox",
