@@ -137,9 +137,16 @@ def raise_or_update(
                     open_case(alarm)
                 _announce(alarm, "raised")
                 return alarm
+        # What the source says now: new evidence, and a title naming new numbers or areas.
+        changed = []
         if evidence is not None and evidence != alarm.evidence:
             alarm.evidence = evidence
-            alarm.save(update_fields=["evidence"])
+            changed.append("evidence")
+        if title and title[:200] != alarm.title:
+            alarm.title = title[:200]
+            changed.append("title")
+        if changed:
+            alarm.save(update_fields=changed)
         return update(alarm, severity, at=at, value=value, note=note)
 
 

@@ -631,17 +631,12 @@ def write_alarms(rules: dict[str, AlertRule], det: Detected, at: dt.datetime) ->
                 ):
                     unchanged.append(alarm.pk)
                     continue
-                done = alarms.raise_or_update(
+                alarms.raise_or_update(
                     rule, key, trip.severity, at=at, area_path=trip.area_path, value=trip.value,
                     title=trip.title, evidence=trip.evidence,
                     enterprise=enterprises.get(trip.enterprise_id) if trip.enterprise_id else None,
                 )  # fmt: skip
-                if alarm is None:
-                    counts["raised"] += 1
-                else:
-                    counts["updated"] += 1
-                    if done.title != trip.title[:200]:
-                        Alarm.objects.filter(pk=done.pk).update(title=trip.title[:200])
+                counts["raised" if alarm is None else "updated"] += 1
             for key in active.keys() - trips.keys() - _not_filed(name, active, trips, det.month):
                 locked = alarms.active_alarm(rule, key)
                 if locked is not None:
