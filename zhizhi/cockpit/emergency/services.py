@@ -650,6 +650,22 @@ def insert_tasks(rows: list[tuple[Any, ...]]) -> None:
             cursor.execute(head + ", ".join([one] * len(part)), [v for row in part for v in row])
 
 
+def _to_staff(
+    incident: Incident, user_id: int, subject: str, body: str, link: str, key: str, channel: str = "inbox"
+) -> OutboxMessage:
+    """An outbox row to a staff member about the incident; `key` names what it is about."""
+    return OutboxMessage(
+        channel=channel,
+        recipient=f"user:{user_id}",
+        user_id=user_id,
+        subject=subject,
+        body=body,
+        link=link,
+        idempotency_key=f"emergency:{incident.pk}:{key}:{channel}",
+        cause=f"emergency.incident:{incident.pk}",
+    )
+
+
 def _notify_assignees(incident: Incident, per_user: dict[int, list[int]]) -> None:
     if not per_user:
         return
@@ -665,18 +681,7 @@ def _notify_assignees(incident: Incident, per_user: dict[int, list[int]]) -> Non
             f"（其中重点人群{vulnerable}户，优先撤离）。打开 {link} 逐户标记。"
         )
         for channel in ("inbox", "sms") if user_id in phones else ("inbox",):
-            rows.append(
-                OutboxMessage(
-                    channel=channel,
-                    recipient=f"user:{user_id}",
-                    user_id=user_id,
-                    subject=subject,
-                    body=body,
-                    link=link,
-                    idempotency_key=f"emergency:{incident.pk}:tasks:user:{user_id}:{channel}",
-                    cause=f"emergency.incident:{incident.pk}",
-                )
-            )
+            rows.append(_to_staff(incident, user_id, subject, body, link, f"tasks:user:{user_id}", channel))
     notify_services.enqueue_many(rows)
 
 
@@ -1170,20 +1175,10 @@ def assign_task(actor: Any, incident: Incident, task_id: int, user_id: Any) -> E
             data={"from": before, "to": worker.pk},
         )
         link = f"/emergency/{incident.pk}/mine/"
-        notify_services.enqueue_many(
-            [
-                OutboxMessage(
-                    channel="inbox",
-                    recipient=f"user:{worker.pk}",
-                    user_id=worker.pk,
-                    subject=f"【紧急】{incident.number} 新增撤离住户",
-                    body=f"{incident.title}：请撤离{where}。打开 {link} 标记。",
-                    link=link,
-                    idempotency_key=f"emergency:{incident.pk}:task:{task.pk}:at:{now.timestamp():.6f}:inbox",
-                    cause=f"emergency.incident:{incident.pk}",
-                )
-            ]
-        )
+        subject = f"【紧急】{incident.number} 新增撤离住户"
+        body = f"{incident.title}：请撤离{where}。打开 {link} 标记。"
+        key = f"task:{task.pk}:at:{now.timestamp():.6f}"
+        notify_services.enqueue_many([_to_staff(incident, worker.pk, subject, body, link, key)])
     return task
 
 
@@ -1208,20 +1203,10 @@ def _notify_dispatchers(incident: Incident, item: HelpRequest, where: str) -> No
         .distinct()
     )
     link = f"/emergency/{incident.pk}/"
+    subject = f"【需要协助】{incident.number} {where}"
+    body = f"{item.raised_by}：{where}需要协助。{item.note}"
     notify_services.enqueue_many(
-        [
-            OutboxMessage(
-                channel="inbox",
-                recipient=f"user:{u.pk}",
-                user_id=u.pk,
-                subject=f"【需要协助】{incident.number} {where}",
-                body=f"{item.raised_by}：{where}需要协助。{item.note}",
-                link=link,
-                idempotency_key=f"emergency:{incident.pk}:help:{item.pk}:user:{u.pk}:inbox",
-                cause=f"emergency.incident:{incident.pk}",
-            )
-            for u in users
-        ]
+        [_to_staff(incident, u.pk, subject, body, link, f"help:{item.pk}:user:{u.pk}") for u in users]
     )
 
 
