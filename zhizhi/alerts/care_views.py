@@ -35,10 +35,7 @@ from zhizhi.views import forbidden_page, problem_text
 PAGE_SIZE = 50
 
 
-def _denied(request: HttpRequest) -> HttpResponse | None:
-    if desk.is_staff(request.user):
-        return None
-    return forbidden_page(request, "您的角色不能查看关爱监测", "Your role cannot see care monitoring")
+_staff = desk.staff_page("您的角色不能查看关爱监测", "Your role cannot see care monitoring")
 
 
 def _person_or_404(request: HttpRequest, pk: int, action: str = "view") -> Person:
@@ -53,11 +50,9 @@ def _errors(exc: Invalid) -> list[dict[str, Any]]:
 
 # --- care ------------------------------------------------------------------------------------------
 @login_required
+@_staff
 def care_list(request: HttpRequest) -> HttpResponse:
     """/alerts/care/: the watched residents of the user's area, those with an active alarm first."""
-    denied = _denied(request)
-    if denied:
-        return denied
     rule = care.inactivity_rule()
     qs = care.watched_people(request.user).annotate(
         sensors=Count("watching_devices", filter=Q(watching_devices__enabled=True), distinct=True),
@@ -92,11 +87,9 @@ def care_list(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@_staff
 def care_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """/alerts/care/<person>/: one watched resident; POST changes their own window and quiet hours."""
-    denied = _denied(request)
-    if denied:
-        return denied
     person = _person_or_404(request, pk)
     errors: list[dict[str, Any]] = []
     status = 200
@@ -187,11 +180,9 @@ def care_visit(request: HttpRequest, pk: int) -> HttpResponse:
 
 # --- the risk-area list ------------------------------------------------------------------------------
 @login_required
+@_staff
 def risk_list(request: HttpRequest) -> HttpResponse:
     """/alerts/risk/: the list (in force first); maintainers add entries here and import a sheet."""
-    denied = _denied(request)
-    if denied:
-        return denied
     errors: list[dict[str, Any]] = []
     status = 200
     if request.method == "POST":
@@ -292,11 +283,9 @@ def risk_template(request: HttpRequest) -> HttpResponse:
 
 # --- matched residents and their returns ---------------------------------------------------------------
 @login_required
+@_staff
 def risk_matches(request: HttpRequest) -> HttpResponse:
     """/alerts/risk/matches/: residents of the user's area matching the list (the pushed list's link)."""
-    denied = _denied(request)
-    if denied:
-        return denied
     since = None
     raw = request.GET.get("since", "")
     if raw:
@@ -321,11 +310,9 @@ def risk_matches(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@_staff
 def risk_person(request: HttpRequest, pk: int) -> HttpResponse:
     """/alerts/risk/people/<person>/: a resident's returns; POST records one (and matches at once)."""
-    denied = _denied(request)
-    if denied:
-        return denied
     person = _person_or_404(request, pk)
     errors: list[dict[str, Any]] = []
     status = 200

@@ -7,16 +7,20 @@ with the same bilingual problems and neither half-applies a change.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 from django.db import transaction
 from django.db.models import Count, Q, QuerySet
+from django.http import HttpRequest, HttpResponseBase
 
 from zhizhi import clock
 from zhizhi.alerts import alarms, rules
 from zhizhi.alerts.models import Device, Reading
 from zhizhi.alerts.rule_models import Alarm, AlertRule, DeviceRuleOverride
 from zhizhi.problems import Forbidden, Invalid, Problem
+from zhizhi.views import forbidden_page
 
 # Roles that work with alarms (the board, device pages); residents and volunteers do not.
 STAFF_ROLES = ("street_leader", "dispatcher", "dept_staff", "community_worker", "grid_worker")
@@ -41,6 +45,25 @@ def is_staff(user: Any) -> bool:
     return bool(getattr(user, "is_authenticated", False)) and (
         user.is_superuser or _role(user) in STAFF_ROLES
     )
+
+
+ViewT = TypeVar("ViewT", bound=Callable[..., HttpResponseBase])
+
+
+def staff_page(zh: str, en: str) -> Callable[[ViewT], ViewT]:
+    """View decorator (under `login_required` and any method check): a page for staff of every role;
+    anyone else gets the bilingual 403 page saying `zh` / `en`."""
+
+    def wrap(view: ViewT) -> ViewT:
+        @functools.wraps(view)
+        def inner(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+            if not is_staff(request.user):
+                return forbidden_page(request, zh, en)
+            return view(request, *args, **kwargs)
+
+        return cast(ViewT, inner)
+
+    return wrap
 
 
 def require_staff(user: Any) -> None:

@@ -28,10 +28,7 @@ BOARD_ROWS = 300
 FILTER_KEYS = ("severity", "rule_kind", "device_kind", "community", "ack", "status")
 
 
-def _denied(request: HttpRequest) -> HttpResponse | None:
-    if desk.is_staff(request.user):
-        return None
-    return forbidden_page(request, "您的角色不能查看告警", "Your role cannot see alarms")
+_staff = desk.staff_page("您的角色不能查看告警", "Your role cannot see alarms")
 
 
 def _filters(request: HttpRequest) -> dict[str, str]:
@@ -44,11 +41,9 @@ def _board_rows(request: HttpRequest) -> list[Alarm]:
 
 # --- the board -------------------------------------------------------------------------------------
 @login_required
+@_staff
 def board(request: HttpRequest) -> HttpResponse:
     """/alerts/: active alarms (and those cleared in the last day), live."""
-    denied = _denied(request)
-    if denied:
-        return denied
     from zhizhi.geo.models import Region
 
     rows = _board_rows(request)
@@ -73,12 +68,10 @@ def board(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@_staff
 def board_rows(request: HttpRequest) -> HttpResponse:
     """The board's table body with the page's filters; with `ids`, only those alarms' rows (what a live
     event changed), so an event costs the board a few rows, not the whole table."""
-    denied = _denied(request)
-    if denied:
-        return denied
     ids = [int(n) for n in request.GET.get("ids", "").split(",") if n.strip().isdigit()][:100]
     if ids:
         # A live event names the alarms that changed: only their rows (absent = no longer matches).
@@ -92,11 +85,9 @@ def board_rows(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@_staff
 def stream(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     """Server-sent events of channel "alarm", filtered by the reader's area (zhizhi.live)."""
-    denied = _denied(request)
-    if denied:
-        return denied
     return live.stream(request, ["alarm"])
 
 
@@ -127,10 +118,8 @@ def evidence_rows(evidence: Any) -> list[dict[str, Any]]:
 
 
 @login_required
+@_staff
 def alarm_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    denied = _denied(request)
-    if denied:
-        return denied
     alarm = _alarm_or_404(request, pk)
     events = list(AlarmEvent.objects.filter(alarm=alarm).select_related("actor").order_by("at", "id"))
     labels = dict(Alarm.SEVERITIES)
@@ -149,11 +138,9 @@ def alarm_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
+@_staff
 def alarm_acknowledge(request: HttpRequest, pk: int) -> HttpResponse:
     """确认 (POST). Idempotent: acknowledging twice keeps the first time and person."""
-    denied = _denied(request)
-    if denied:
-        return denied
     try:
         alarm = desk.acknowledge(request.user, pk, request.POST.get("note", ""))
     except Alarm.DoesNotExist:
@@ -184,10 +171,8 @@ def _may_create(request: HttpRequest) -> bool:
 
 
 @login_required
+@_staff
 def rule_list(request: HttpRequest) -> HttpResponse:
-    denied = _denied(request)
-    if denied:
-        return denied
     active = Count("alarms", filter=Q(alarms__status=Alarm.ACTIVE))
     rules = list(AlertRule.objects.annotate(active=active).order_by("code"))
     for rule in rules:
@@ -253,10 +238,8 @@ def _save_rule(request: HttpRequest, rule: AlertRule | None) -> HttpResponse:
 
 
 @login_required
+@_staff
 def rule_create(request: HttpRequest) -> HttpResponse:
-    denied = _denied(request)
-    if denied:
-        return denied
     if request.method == "POST":
         return _save_rule(request, None)
     if not _may_create(request):
@@ -265,10 +248,8 @@ def rule_create(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@_staff
 def rule_edit(request: HttpRequest, pk: int) -> HttpResponse:
-    denied = _denied(request)
-    if denied:
-        return denied
     rule = get_object_or_404(AlertRule, pk=pk)
     if request.method == "POST":
         return _save_rule(request, rule)
@@ -277,11 +258,9 @@ def rule_edit(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
+@_staff
 def rule_toggle(request: HttpRequest, pk: int) -> HttpResponse:
     """启用/停用 one rule (POST, with the version the list showed)."""
-    denied = _denied(request)
-    if denied:
-        return denied
     rule = get_object_or_404(AlertRule, pk=pk)
     raw = request.POST.get("version", "")
     try:
@@ -306,10 +285,8 @@ def _device_or_404(request: HttpRequest, pk: int) -> Device:
 
 
 @login_required
+@_staff
 def device_list(request: HttpRequest) -> HttpResponse:
-    denied = _denied(request)
-    if denied:
-        return denied
     qs = desk.devices_with_counts(request.user)
     kind = request.GET.get("kind", "")
     if kind:
@@ -387,20 +364,16 @@ def _device_page(
 
 
 @login_required
+@_staff
 def device_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    denied = _denied(request)
-    if denied:
-        return denied
     return _device_page(request, _device_or_404(request, pk))
 
 
 @login_required
 @require_POST
+@_staff
 def device_token(request: HttpRequest, pk: int) -> HttpResponse:
     """签发/轮换设备令牌: the new token is shown in this one answer only; the old one stops working."""
-    denied = _denied(request)
-    if denied:
-        return denied
     device = _device_or_404(request, pk)
     if not desk.can_issue_token(request.user):
         return forbidden_page(request, "您不能签发设备令牌", "You may not issue device tokens")
@@ -412,11 +385,9 @@ def device_token(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
+@_staff
 def device_override(request: HttpRequest, pk: int, rule_id: int) -> HttpResponse:
     """A device's own parameters for one rule (JSON object merged over the rule's; empty = remove)."""
-    denied = _denied(request)
-    if denied:
-        return denied
     device = _device_or_404(request, pk)
     rule = AlertRule.objects.filter(pk=rule_id).first()
     if rule is None:
