@@ -568,7 +568,7 @@ def _live_from_yesterday(indicators: list[Indicator], tree: Tree) -> dict[int, d
     return out
 
 
-def live_many(indicators: list[Indicator]) -> dict[int, dict[str, Triple]]:
+def live_many(indicators: list[Indicator], tree: Tree | None = None) -> dict[int, dict[str, Triple]]:
     """Today's figures of every region, up to now; shared for a few seconds between readers.
 
     Not cached inside a transaction: a value seen there may include rows that are rolled back."""
@@ -583,7 +583,7 @@ def live_many(indicators: list[Indicator]) -> dict[int, dict[str, Triple]]:
                 out[ind.pk] = hit
     todo = [i for i in indicators if i.pk not in out]
     if todo:
-        tree = _tree()
+        tree = tree or _tree()
         fresh = _live_from_yesterday([i for i in todo if _deltable(i)], tree)
         rest = [i for i in todo if i.pk not in fresh]
         if rest:
@@ -645,7 +645,7 @@ def _values_on(
             out[(ind_id, region_id, day)] = v
             if region_id in roots:
                 found.add((ind_id, day))
-    now_values = live_many(indicators) if today in days else {}
+    now_values = live_many(indicators, tree) if today in days else {}
     missing: dict[int, list[dt.date]] = {
         ind.pk: sorted(d for d in past if (ind.pk, d) not in found) for ind in indicators
     }
