@@ -17,10 +17,9 @@ from zhizhi.cockpit import screen
 CHANNELS = ["alarm", "case", "cockpit"]
 
 
-def _scene(request: HttpRequest) -> str:
+def _scene(request: HttpRequest, scenes: list[dict[str, Any]]) -> str:
     """The scene tab asked for, else the first scene that has indicators (a street's catalogue runs to
     over a hundred: one scene at a time fits a wall)."""
-    scenes = screen.scenes()
     value = request.GET.get("scene", "")
     if value in {s["code"] for s in scenes}:
         return value
@@ -31,12 +30,13 @@ def _scene(request: HttpRequest) -> str:
 def big_screen(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     user = request.user
     region = screen.region_for(user, pk if pk is not None else request.GET.get("region"))
-    scene = _scene(request)
+    scenes = screen.scenes()
+    scene = _scene(request, scenes)
     board = screen.screen_board(user, region, scene)
     ctx: dict[str, Any] = {
         "region": region,
         "board": board,
-        "scenes": screen.scenes(),
+        "scenes": scenes,
         "scene": scene,
         "feed": screen.feed(user, region),
         "labels": screen.labels(),
@@ -66,9 +66,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     role = screen.dashboard_role(user)
     ctx: dict[str, Any] = {"region": region, "role": role, "title": "看板"}
     if role == "leader":
-        ctx["scene"] = _scene(request)
-        ctx["board"] = screen.screen_board(user, region, ctx["scene"])
         ctx["scenes"] = screen.scenes()
+        ctx["scene"] = _scene(request, ctx["scenes"])
+        ctx["board"] = screen.screen_board(user, region, ctx["scene"])
     elif role == "dispatcher":
         ctx["figures"] = screen.dispatcher_figures(user, region)
         ctx["board"] = screen.screen_board(user, region, screen.scene_or_all(screen.DISPATCH_SCENE))
