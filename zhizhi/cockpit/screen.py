@@ -161,13 +161,17 @@ def children_geojson(user: Any, region: Region) -> dict[str, Any]:
 
 
 # --- the feed of recent cases and alarms -----------------------------------------------------------
+def action_names() -> dict[str, str]:
+    from zhizhi.cases.transitions import LABELS
+
+    return {**LABELS, "sla_yellow": "临近超时", "sla_red": "已超时"}
+
+
 def labels() -> dict[str, Any]:
     """Chinese names of case actions, statuses and channels and of alarm severities and events, so the
     screen words a live event the way the server words the feed it rendered."""
-    from zhizhi.cases.transitions import LABELS
-
     return {
-        "actions": {**LABELS, "sla_yellow": "临近超时", "sla_red": "已超时"},
+        "actions": action_names(),
         "statuses": dict(Case.STATUSES),
         "channels": dict(Case.CHANNELS),
         "severities": SEVERITY_ZH,
@@ -176,9 +180,8 @@ def labels() -> dict[str, Any]:
     }
 
 
-def case_item(payload: dict[str, Any], at: str) -> dict[str, Any]:
+def case_item(payload: dict[str, Any], at: str, names: dict[str, str]) -> dict[str, Any]:
     action = payload.get("action", "")
-    names = labels()
     return {
         "kind": "case",
         "id": payload.get("id"),
@@ -186,9 +189,9 @@ def case_item(payload: dict[str, Any], at: str) -> dict[str, Any]:
         "title": payload.get("title", ""),
         "label": payload.get("number", ""),
         "status": payload.get("status", ""),
-        "action": payload.get("action", ""),
+        "action": action,
         "channel": payload.get("channel", ""),
-        "note": names["actions"].get(action, action),
+        "note": names.get(action, action),
         "url": f"/cases/{payload.get('id')}/",
     }
 
@@ -205,6 +208,7 @@ def feed(user: Any, region: Region, limit: int = FEED_SIZE) -> list[dict[str, An
         .select_related("case")
         .order_by("-at", "-pk")[:limit]
     )
+    names = action_names()
     items = [
         case_item(
             {
@@ -216,6 +220,7 @@ def feed(user: Any, region: Region, limit: int = FEED_SIZE) -> list[dict[str, An
                 "channel": e.case.channel,
             },
             e.at.isoformat(),
+            names,
         )
         for e in events
     ]
