@@ -180,6 +180,8 @@ def test_instruction_from_the_board_and_its_receipts(street: Street) -> None:
     )
     assert answer.status_code == 302
     item = services.broadcasts_of(incident).get()
+    # The board's banner names how many people the instruction went to.
+    assert item.total == 2 and "指令已发送给2人" in desk.get(answer.url).content.decode()
     notify.deliver_due()
     message = InboxMessage.objects.get(
         user=street.users["grid_a1"], outbox_key__startswith=f"broadcast:{item.pk}:"

@@ -318,9 +318,7 @@ def broadcast(request: HttpRequest, pk: int) -> HttpResponse:
         for text in _problems(exc):
             messages.error(request, text)
         return redirect("emergency_board", pk=pk)
-    messages.success(
-        request, f"指令已发送给{item.recipients}人 / Instruction sent to {item.recipients} people"
-    )
+    messages.success(request, f"指令已发送给{item.total}人 / Instruction sent to {item.total} people")
     return redirect("emergency_board", pk=pk)
 
 
