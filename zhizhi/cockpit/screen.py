@@ -138,7 +138,7 @@ def trend(code: str, region: Region, days: int = 30) -> list[dict[str, Any]]:
 
 def ranking(user: Any, code: str, region: Region) -> list[dict[str, Any]]:
     """The children ranked by the indicator, limited (like the board) to regions the user may open."""
-    allowed = set(regions_for(user).values_list("pk", flat=True))
+    allowed = set(regions_for(user).filter(parent=region).values_list("pk", flat=True))
     return [row for row in services.ranking(code, region) if row.get("id") in allowed]
 
 
