@@ -47,12 +47,13 @@ STAFF_ROLES = tuple(code for code, _ in ROLES if code != "resident")
 MAX_BODY = 4000
 BATCH = 1000
 _INBOX_KEY = re.compile(r"^broadcast:(\d+):u(\d+):inbox$")
+CAUSE_PREFIX = "notify.broadcast:"
 
 
 def cause_of(broadcast: Broadcast | int) -> str:
     """The outbox `cause` of a broadcast's rows."""
     pk = broadcast if isinstance(broadcast, int) else broadcast.pk
-    return f"notify.broadcast:{pk}"
+    return f"{CAUSE_PREFIX}{pk}"
 
 
 def inbox_key(broadcast_id: int, user_id: int) -> str:
@@ -415,22 +416,37 @@ def sync_delivery(broadcast: Broadcast | int, user_id: int | None = None) -> int
         return BroadcastRecipient.objects.filter(
             broadcast_id=broadcast_id, user_id=user_id, delivered_at__isnull=True
         ).update(delivered_at=first)
-    # One grouped pass over the broadcast's outbox rows joined to its recipients (UPDATE … FROM, in
-    # PostgreSQL and SQLite ≥ 3.33): a correlated subquery per recipient would rescan every row of
-    # the broadcast for each person, quadratic in the audience (4 s for 5,000 people).
+    return sync_deliveries([broadcast_id])
+
+
+def sync_deliveries(broadcast_ids: list[int]) -> int:
+    """`sync_delivery` of several broadcasts (a page of the list) in one statement."""
+    if not broadcast_ids:
+        return 0
+    # One grouped pass over the broadcasts' outbox rows joined to their recipients (UPDATE … FROM,
+    # in PostgreSQL and SQLite ≥ 3.33): a correlated subquery per recipient would rescan every row
+    # of a broadcast for each person, quadratic in the audience (4 s for 5,000 people).
     recipient = connection.ops.quote_name(BroadcastRecipient._meta.db_table)
     outbox = connection.ops.quote_name(OutboxMessage._meta.db_table)
+    marks = ", ".join(["%s"] * len(broadcast_ids))
     sql = f"""
         UPDATE {recipient} SET delivered_at = firsts.first_sent
         FROM (
-            SELECT user_id, MIN(sent_at) AS first_sent FROM {outbox}
-            WHERE cause = %s AND status = %s AND user_id IS NOT NULL GROUP BY user_id
+            SELECT cause, user_id, MIN(sent_at) AS first_sent FROM {outbox}
+            WHERE cause IN ({marks}) AND status = %s AND user_id IS NOT NULL GROUP BY cause, user_id
         ) AS firsts
-        WHERE {recipient}.broadcast_id = %s AND {recipient}.user_id = firsts.user_id
+        WHERE {recipient}.broadcast_id IN ({marks}) AND {recipient}.user_id = firsts.user_id
+          AND firsts.cause = %s || CAST({recipient}.broadcast_id AS TEXT)
           AND {recipient}.delivered_at IS NULL
-    """  # noqa: S608 - only table names are interpolated, and they come from the models
+    """  # noqa: S608 - only table names and placeholders are interpolated
+    params: list[str | int] = [
+        *map(cause_of, broadcast_ids),
+        OutboxMessage.SENT,
+        *broadcast_ids,
+        CAUSE_PREFIX,
+    ]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [cause_of(broadcast_id), OutboxMessage.SENT, broadcast_id])
+        cursor.execute(sql, params)
         return int(cursor.rowcount or 0)
 
 
