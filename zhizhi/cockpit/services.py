@@ -595,10 +595,6 @@ def live_many(indicators: list[Indicator], tree: Tree | None = None) -> dict[int
     return out
 
 
-def live(ind: Indicator) -> dict[str, Triple]:
-    return live_many([ind])[ind.pk]
-
-
 # --- reading ---------------------------------------------------------------------------------------
 
 
