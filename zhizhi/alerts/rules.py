@@ -355,16 +355,11 @@ def _window(points: list[Point], since: dt.datetime) -> list[Point]:
     return points[max(start - 1, 0) :]
 
 
-def evaluate_device(
-    device: Device, readings: Iterable[Reading] | None = None, *, locked: bool = False
-) -> None:
-    """Evaluate every rule on `device` after new readings were stored (the readings themselves are read
-    back from the store, ordered by time, so late and out-of-order arrivals count correctly).
-
-    `locked=True`: the caller's transaction already holds the device's row lock (ingestion does)."""
-    if locked:
-        evaluate_devices([device])
-        return
+def evaluate_device(device: Device, readings: Iterable[Reading] | None = None) -> None:
+    """Evaluate every rule on `device` after new readings were stored, under the device's row lock (the
+    readings themselves are read back from the store, ordered by time, so late and out-of-order
+    arrivals count correctly; `readings` is not needed). Ingestion, which holds the locks already,
+    calls `evaluate_devices`."""
     with transaction.atomic():
         row = Device.objects.select_for_update().filter(pk=device.pk).first()
         if row is not None:

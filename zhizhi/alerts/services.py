@@ -41,6 +41,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from zhizhi import clock
+from zhizhi.alerts import rules
 from zhizhi.alerts.models import Device, IngestCounter, Reading
 from zhizhi.problems import Invalid, Problem, invalid
 
@@ -204,9 +205,8 @@ def ingest(device_code: str, token: str, readings: Sequence[Any], source: str = 
 
     Raises `DeviceRefused` (unknown/disabled device, bad token) and `Invalid` (readings not a list, or
     over MAX_BATCH). Everything of one batch is written in one transaction. After storing, the
-    accepted ("ok") readings go to `zhizhi.alerts.rules.evaluate_devices`, imported lazily: while that
-    module or function does not exist the hook is skipped, and an error inside it is logged and rolled
-    back to a savepoint, so a rule bug never loses the readings themselves.
+    accepted ("ok") readings go to `zhizhi.alerts.rules.evaluate_devices`; an error inside it is logged
+    and rolled back to a savepoint, so a rule bug never loses the readings themselves.
     """
     outcome = ingest_many([(device_code, token, readings)], source)[0]
     if isinstance(outcome, Exception):
@@ -504,16 +504,7 @@ def _call_rules(devices: list[Device]) -> None:
     by device, so one device's rule error neither loses readings nor stops the other devices' alarms."""
     if not devices:
         return
-    try:
-        from zhizhi.alerts import rules  # type: ignore[attr-defined, unused-ignore]
-    except ImportError:
-        return
-    except Exception:
-        log.exception("alert rules cannot be loaded; readings kept unevaluated")
-        return
-    evaluate = getattr(rules, "evaluate_devices", None)
-    if evaluate is None:
-        return
+    evaluate = rules.evaluate_devices
     try:
         with transaction.atomic():
             evaluate(devices)
