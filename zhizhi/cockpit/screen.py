@@ -295,12 +295,15 @@ def dispatcher_figures(user: Any, region: Region) -> dict[str, Any]:
     from zhizhi.alerts.rule_models import Alarm
 
     alarms = Alarm.objects.visible_to(user).filter(area_path__startswith=region.path, status=Alarm.ACTIVE)
+    alarm_counts = alarms.aggregate(
+        total=Count("pk"), unacknowledged=Count("pk", filter=Q(acknowledged_at__isnull=True))
+    )
     return {
         "counts": case_counts(_in_region(cases_visible_to(user), region)),
         "channels": intake_by_channel(user, region),
         "alarms": list(alarms.select_related("rule").order_by("-last_seen_at")[:10]),
-        "alarm_count": alarms.count(),
-        "unacknowledged": alarms.filter(acknowledged_at__isnull=True).count(),
+        "alarm_count": alarm_counts["total"],
+        "unacknowledged": alarm_counts["unacknowledged"],
     }
 
 
