@@ -262,27 +262,21 @@ def ensure_devices(street: Region) -> int:
     catering = [e for e in restaurants if "餐饮" in e.name]
     if len(catering) >= FUME_COUNT:
         restaurants = catering
-    if restaurants:
-        for i, ent in enumerate(_spread(restaurants, FUME_COUNT), start=1):
-            b = ent.building
-            assert b is not None
-            _, made = _ensure_device(
-                f"YY-{i:03d}",
-                name=f"{ent.name[:40]}油烟监测",
-                kind="fume",
-                unit="mg/m³",
-                building=b,
-                grid=ent.grid or b.grid,
-                lng=b.lng + 0.00008,
-                lat=b.lat,
-            )
-            created += made
-    else:  # a street without catering enterprises: commercial buildings stand in for restaurants
-        shops = list(Building.objects.filter(grid__path__startswith=street.path).order_by("code"))
-        for i, b in enumerate(_spread(shops, FUME_COUNT), start=1):
-            _, made = _ensure_device(f"YY-{i:03d}", name=f"{b.name}餐饮油烟监测", kind="fume", unit="mg/m³",
-                                     building=b, grid=b.grid, lng=b.lng, lat=b.lat)  # fmt: skip
-            created += made
+    # (name, building, grid, lng) of each fume monitor; a street without catering enterprises:
+    # its buildings stand in for restaurants.
+    sites = [
+        (f"{e.name[:40]}油烟监测", e.building, e.grid or e.building.grid, e.building.lng + 0.00008)
+        for e in _spread(restaurants, FUME_COUNT)
+        if e.building is not None
+    ] or [
+        (f"{b.name}餐饮油烟监测", b, b.grid, b.lng)
+        for b in _spread(list(Building.objects.filter(grid__path__startswith=street.path).order_by("code")),
+                         FUME_COUNT)
+    ]  # fmt: skip
+    for i, (name, b, grid, lng) in enumerate(sites, start=1):
+        _, made = _ensure_device(f"YY-{i:03d}", name=name, kind="fume", unit="mg/m³", building=b, grid=grid,
+                                 lng=lng, lat=b.lat)  # fmt: skip
+        created += made
 
     buildings = list(
         Building.objects.filter(
