@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 
 from zhizhi import clock
 
@@ -65,6 +66,8 @@ class InboxMessage(models.Model):
         ordering = ["-created_at", "-id"]
         verbose_name = "站内信"
         verbose_name_plural = "站内信"
+        # The navigation bar counts the unread messages on every page: only those rows are indexed.
+        indexes = [models.Index(fields=["user"], condition=Q(read_at__isnull=True), name="inbox_unread_idx")]
 
     def __str__(self) -> str:
         return self.subject
