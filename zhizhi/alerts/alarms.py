@@ -150,6 +150,12 @@ def raise_or_update(
         return update(alarm, severity, at=at, value=value, note=note)
 
 
+def unchanged(alarm: Alarm, severity: str, evidence: dict[str, Any]) -> bool:
+    """`alarm` already says this: its condition holds at `severity` with this evidence, so a periodic
+    evaluation (enterprise triggers, risk-list matching) need only stamp it as seen, in bulk."""
+    return alarm.holding and alarm.severity == severity and alarm.evidence == evidence
+
+
 def update(
     alarm: Alarm, severity: str, *, at: dt.datetime, value: float | None = None, note: str = ""
 ) -> Alarm:

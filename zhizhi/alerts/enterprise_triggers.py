@@ -623,12 +623,7 @@ def write_alarms(rules: dict[str, AlertRule], det: Detected, at: dt.datetime) ->
         with transaction.atomic():
             for key, trip in trips.items():
                 alarm = active.get(key)
-                if (
-                    alarm is not None
-                    and alarm.holding
-                    and alarm.evidence == trip.evidence
-                    and (alarm.severity == trip.severity)
-                ):
+                if alarm is not None and alarms.unchanged(alarm, trip.severity, trip.evidence):
                     unchanged.append(alarm.pk)
                     continue
                 alarms.raise_or_update(

@@ -562,12 +562,7 @@ def run(now: dt.datetime | None = None, *, person_ids: Iterable[int] | None = No
                 severity = severity_of.get(match.level, "minor")
                 before = active.pop(key, None)
                 evidence = _evidence(match)
-                if (
-                    before is not None
-                    and before.holding
-                    and before.severity == severity
-                    and before.evidence == evidence
-                ):
+                if before is not None and alarms.unchanged(before, severity, evidence):
                     still.append(before.pk)  # nothing changed: only "last seen", in one update below
                     continue
                 names = "、".join(f"{a.region_name}（{a.get_level_display()}）" for a, _ in match.entries)
