@@ -697,9 +697,10 @@ def scenes() -> list[dict[str, Any]]:
 def board(region: Region, scene: str | None = None, day: dt.date | None = None) -> dict[str, Any]:
     day = day or clock.today()
     previous_day = day - dt.timedelta(days=1)
-    indicators = list(Indicator.objects.filter(enabled=True).order_by("scene", "order", "code"))
+    chosen = Indicator.objects.filter(enabled=True)
     if scene:
-        indicators = [i for i in indicators if i.scene == scene]
+        chosen = chosen.filter(scene=scene)
+    indicators = list(chosen.order_by("scene", "order", "code"))
     tree = _tree()
     children = [r for r in tree.by_path.values() if r["parent_id"] == region.pk]
     here = _region_dict(region)
