@@ -99,9 +99,14 @@ def test_map_layers_sparkline_and_the_guided_rule_form(page: Any, live_server: A
 
     # The rule form shows the fields of the chosen kind and puts errors next to them.
     page.goto(f"{base}/alerts/rules/new/")
-    assert page.locator("#params-threshold").is_visible() and not page.locator("#params-rate").is_visible()
+    # Alpine applies x-show on its next tick: wait for the state rather than read it at once.
+    from playwright.sync_api import expect
+
+    expect(page.locator("#params-threshold")).to_be_visible()
+    expect(page.locator("#params-rate")).to_be_hidden()
     page.select_option("#id_kind", "rate_of_change")
-    assert page.locator("#params-rate").is_visible() and not page.locator("#params-threshold").is_visible()
+    expect(page.locator("#params-rate")).to_be_visible()
+    expect(page.locator("#params-threshold")).to_be_hidden()
     page.fill("#id_code", "RATE")
     page.fill("#id_name", "水位陡涨")
     page.fill("#id_delta", "0.3")
